@@ -1,0 +1,317 @@
+//! Starts a server from a configuration: opens the exports, binds every
+//! listener, and returns a handle with the bound addresses. Dropping
+//! nothing stops it; `shutdown` drains and stops it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::exports::{Export, ExportTable};
+use crate::fs::{ExportFs, HandleKey};
+use crate::mount::Mount;
+use crate::nfs3::Nfs3;
+use crate::portmap::Portmap;
+use crate::rpc::server::Transports;
+use crate::rpc::{Dispatcher, Program};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("export {name}")]
+    Export {
+        name: String,
+        #[source]
+        source: crate::fs::OpenExportError,
+    },
+    #[error("binding {what} on {addr} (is another NFS server or rpcbind running? choose another port in the config)")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("handle key {path}")]
+    Key {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no listen address configured")]
+    NoListenAddress,
+}
+
+pub struct ServerHandle {
+    nfs_addr: SocketAddr,
+    mount_addr: SocketAddr,
+    portmap_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    pub exports: Arc<ExportTable>,
+    pub nfs: Arc<Nfs3>,
+}
+
+impl ServerHandle {
+    pub fn nfs_addr(&self) -> SocketAddr {
+        self.nfs_addr
+    }
+    pub fn mount_addr(&self) -> SocketAddr {
+        self.mount_addr
+    }
+    pub fn portmap_addr(&self) -> Option<SocketAddr> {
+        self.portmap_addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+/// Loads the export's handle key from the state directory, creating it on
+/// first use; without a state directory the key lives only in memory.
+fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, AppError> {
+    let Some(dir) = state_dir else {
+        return HandleKey::random().map_err(|source| AppError::Key {
+            path: PathBuf::from("(memory)"),
+            source,
+        });
+    };
+    let path = dir.join(format!("handle-key-{export_id:08x}"));
+    let err = |source| AppError::Key {
+        path: path.clone(),
+        source,
+    };
+    match std::fs::read(&path) {
+        Ok(b) if b.len() == 16 => {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(&b);
+            Ok(HandleKey(k))
+        }
+        Ok(_) => Err(err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not 16 bytes long; restore it from a backup or delete it (clients will see stale handles)",
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write;
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::create_dir_all(dir).map_err(err)?;
+            let key = HandleKey::random().map_err(err)?;
+            let tmp = path.with_extension("tmp");
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+                .map_err(err)?;
+            f.write_all(&key.0).map_err(err)?;
+            f.sync_all().map_err(err)?;
+            std::fs::rename(&tmp, &path).map_err(err)?;
+            Ok(key)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+fn bind_socket(addr: SocketAddr, ty: SockType) -> std::io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket::socket(
+        family,
+        ty,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    if ty == SockType::Stream {
+        socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    }
+    if addr.is_ipv6() {
+        // Keep IPv4 and IPv6 listeners separate so both can be configured.
+        socket::setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+    }
+    socket::bind(
+        std::os::fd::AsRawFd::as_raw_fd(&fd),
+        &SockaddrStorage::from(addr),
+    )?;
+    if ty == SockType::Stream {
+        socket::listen(
+            &fd,
+            socket::Backlog::new(1024).unwrap_or(socket::Backlog::MAXCONN),
+        )?;
+    }
+    Ok(fd)
+}
+
+/// Binds TCP and UDP on the same port on every address. Port 0 picks one
+/// free port for all of them.
+fn bind_service(
+    what: &'static str,
+    ips: &[IpAddr],
+    port: u16,
+) -> Result<(Vec<TcpListener>, Vec<UdpSocket>, u16), AppError> {
+    let mut last_err = None;
+    for _attempt in 0..16 {
+        let mut tcps = Vec::new();
+        let mut udps = Vec::new();
+        let mut chosen = port;
+        let mut failed = false;
+        for &ip in ips {
+            for ty in [SockType::Stream, SockType::Datagram] {
+                let addr = SocketAddr::new(ip, chosen);
+                match bind_socket(addr, ty) {
+                    Ok(fd) => {
+                        let raw = fd.into_raw_fd();
+                        if ty == SockType::Stream {
+                            // SAFETY: raw is a fresh, listening, non-blocking socket we own.
+                            let std = unsafe { std::net::TcpListener::from_raw_fd(raw) };
+                            let l = TcpListener::from_std(std)
+                                .map_err(|source| AppError::Bind { what, addr, source })?;
+                            if chosen == 0 {
+                                chosen = l.local_addr().map(|a| a.port()).unwrap_or(0);
+                            }
+                            tcps.push(l);
+                        } else {
+                            // SAFETY: raw is a fresh, bound, non-blocking socket we own.
+                            let std = unsafe { std::net::UdpSocket::from_raw_fd(raw) };
+                            udps.push(
+                                UdpSocket::from_std(std).map_err(|source| AppError::Bind {
+                                    what,
+                                    addr,
+                                    source,
+                                })?,
+                            );
+                        }
+                    }
+                    Err(source) => {
+                        last_err = Some(AppError::Bind { what, addr, source });
+                        failed = true;
+                        break;
+                    }
+                }
+            }
+            if failed {
+                break;
+            }
+        }
+        if !failed {
+            return Ok((tcps, udps, chosen));
+        }
+        if port != 0 {
+            break;
+        }
+    }
+    Err(last_err.unwrap_or(AppError::NoListenAddress))
+}
+
+pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
+    // Modes sent by clients are final: no server umask applies.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    if config.listen.is_empty() {
+        return Err(AppError::NoListenAddress);
+    }
+    let mut exports = Vec::new();
+    for e in &config.exports {
+        let id = crate::fs::export_id_for(&e.name);
+        let key = handle_key(config.state_dir.as_deref(), id)?;
+        let fs = ExportFs::open(&e.name, &e.path, key).map_err(|source| AppError::Export {
+            name: e.name.clone(),
+            source,
+        })?;
+        exports.push(Arc::new(Export {
+            fs: Arc::new(fs),
+            policy: RwLock::new(e.policy.clone()),
+        }));
+    }
+    let table = Arc::new(ExportTable::new(exports));
+    let mut verifier = [0u8; 8];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    verifier.copy_from_slice(&now.to_be_bytes());
+    // Mix in randomness: two starts within one clock tick still differ.
+    let mut rnd = [0u8; 4];
+    let _ = getrandom::getrandom(&mut rnd);
+    for (v, r) in verifier[4..].iter_mut().zip(rnd) {
+        *v ^= r;
+    }
+    let nfs = Arc::new(Nfs3::new(
+        table.clone(),
+        verifier,
+        config.limits.max_record as u32,
+    ));
+
+    let ips = &config.listen;
+    let (nfs_tcp, nfs_udp, nfs_port) = bind_service("nfs", ips, config.nfs_port)?;
+    let (mnt_tcp, mnt_udp, mount_port) =
+        if config.mount_port == config.nfs_port && config.nfs_port != 0 {
+            (Vec::new(), Vec::new(), nfs_port)
+        } else {
+            bind_service("mountd", ips, config.mount_port)?
+        };
+    let (pm_tcp, pm_udp, pm_port) = match config.portmap_port {
+        Some(p) => {
+            let (t, u, port) = bind_service("portmapper", ips, p)?;
+            (t, u, Some(port))
+        }
+        None => (Vec::new(), Vec::new(), None),
+    };
+    let first = ips[0];
+    let nfs_addr = SocketAddr::new(first, nfs_port);
+    let mount_addr = SocketAddr::new(first, mount_port);
+    let portmap_addr = pm_port.map(|p| SocketAddr::new(first, p));
+
+    let mut programs: Vec<Arc<dyn Program>> = vec![
+        nfs.clone(),
+        Arc::new(Mount {
+            exports: table.clone(),
+        }),
+    ];
+    if portmap_addr.is_some() {
+        programs.push(Arc::new(Portmap {
+            mappings: crate::portmap::mappings(nfs_addr, mount_addr, portmap_addr),
+            ipv6: ips.iter().any(|i| i.is_ipv6()),
+        }));
+    }
+    let (tx, rx) = watch::channel(false);
+    let admit_table = table.clone();
+    let transports = Transports {
+        dispatcher: Dispatcher::new(programs),
+        limits: config.limits,
+        admit: Arc::new(move |ip| admit_table.admits(ip)),
+        connections: Arc::new(Semaphore::new(config.limits.max_connections)),
+        shutdown: rx,
+    };
+    let mut tasks = Vec::new();
+    for l in nfs_tcp.into_iter().chain(mnt_tcp).chain(pm_tcp) {
+        tasks.push(tokio::spawn(transports.clone().serve_tcp(l)));
+    }
+    for u in nfs_udp.into_iter().chain(mnt_udp).chain(pm_udp) {
+        tasks.push(tokio::spawn(transports.clone().serve_udp(u)));
+    }
+    for e in table.all() {
+        tracing::info!(export = %e.fs.name, path = %e.fs.path.display(), "serving export");
+    }
+    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, "volnfs ready");
+    Ok(ServerHandle {
+        nfs_addr,
+        mount_addr,
+        portmap_addr,
+        shutdown: tx,
+        tasks,
+        exports: table,
+        nfs,
+    })
+}

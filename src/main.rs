@@ -1,0 +1,335 @@
+//! The `volnfs` command: `serve`, `check-config`.
+
+use std::io::Write;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::signal::unix::{signal, SignalKind};
+
+use volnfs::access::{Access, Cidr, ClientRule, Squash};
+use volnfs::config::{self, Config, ConfigError};
+
+#[derive(Parser)]
+#[command(
+    name = "volnfs",
+    version,
+    about = "Userland NFSv3 server for ZFS volumes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SquashArg {
+    RootSquash,
+    NoRootSquash,
+    AllSquash,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve exports: from a config file, or one directory with --export.
+    Serve {
+        /// JSON config file (see README "Configuration").
+        #[arg(long, conflicts_with = "export")]
+        config: Option<PathBuf>,
+        /// Directory to export (zero-config mode).
+        #[arg(long, required_unless_present = "config")]
+        export: Option<PathBuf>,
+        /// Export name clients mount [default: DIR's absolute path].
+        #[arg(long)]
+        name: Option<String>,
+        /// Address to listen on (repeatable) [default: 127.0.0.1].
+        #[arg(long)]
+        listen: Vec<IpAddr>,
+        /// NFS port [default: 2049 as root, 12049 otherwise; 0 = any].
+        #[arg(long)]
+        nfs_port: Option<u16>,
+        /// MOUNT port [default: 20048 as root, 12048 otherwise; 0 = any].
+        #[arg(long)]
+        mount_port: Option<u16>,
+        /// Portmapper port [default: 111 as root; off otherwise; 0 = any].
+        #[arg(long)]
+        portmap_port: Option<u16>,
+        /// Do not run the built-in portmapper.
+        #[arg(long)]
+        no_portmap: bool,
+        /// Client address or CIDR allowed to mount (repeatable) [default: loopback only].
+        #[arg(long)]
+        allow: Vec<String>,
+        /// Export read-only.
+        #[arg(long)]
+        ro: bool,
+        /// How caller identities map [default: no_root_squash in zero-config mode].
+        #[arg(long, value_enum)]
+        squash: Option<SquashArg>,
+        /// Directory for server state (handle keys) outside the export.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: LogFormat,
+    },
+    /// Validate a config file and report every problem with its key.
+    CheckConfig { file: PathBuf },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => b.init(),
+        LogFormat::Json => b.json().flatten_event(true).init(),
+    }
+}
+
+struct ZeroConfig {
+    export: PathBuf,
+    name: Option<String>,
+    listen: Vec<IpAddr>,
+    nfs_port: Option<u16>,
+    mount_port: Option<u16>,
+    portmap_port: Option<u16>,
+    no_portmap: bool,
+    allow: Vec<String>,
+    ro: bool,
+    squash: Option<SquashArg>,
+    state_dir: Option<PathBuf>,
+}
+
+fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
+    let root = nix::unistd::geteuid().is_root();
+    let dir = std::fs::canonicalize(&z.export).with_context(|| {
+        format!(
+            "--export {}: cannot resolve the directory",
+            z.export.display()
+        )
+    })?;
+    let name = match z.name {
+        Some(n) => n,
+        None => dir
+            .to_str()
+            .context("--export: the path is not UTF-8; give --name")?
+            .to_string(),
+    };
+    if let Err(m) = config::validate_export_name(&name) {
+        bail!("--name {name:?}: {m}");
+    }
+    let access = if z.ro { Access::Ro } else { Access::Rw };
+    let squash = match z.squash {
+        None | Some(SquashArg::NoRootSquash) => Squash::NoRootSquash,
+        Some(SquashArg::RootSquash) => Squash::RootSquash,
+        Some(SquashArg::AllSquash) => Squash::AllSquash,
+    };
+    let rules = if z.allow.is_empty() {
+        config::loopback_rules(access, squash)
+    } else {
+        let mut rules = Vec::new();
+        for a in &z.allow {
+            let cidr: Cidr = a.parse().with_context(|| format!("--allow {a}"))?;
+            rules.push(ClientRule {
+                cidr,
+                access,
+                squash,
+            });
+        }
+        rules
+    };
+    let (nfs_default, mount_default) = if root { (2049, 20048) } else { (12049, 12048) };
+    let portmap_port = if z.no_portmap {
+        None
+    } else {
+        match z.portmap_port {
+            Some(p) => Some(p),
+            None if root => Some(config::DEFAULT_PORTMAP_PORT),
+            None => None,
+        }
+    };
+    Ok(Config {
+        listen: if z.listen.is_empty() {
+            vec!["127.0.0.1".parse()?]
+        } else {
+            z.listen
+        },
+        nfs_port: z.nfs_port.unwrap_or(nfs_default),
+        mount_port: z.mount_port.unwrap_or(mount_default),
+        portmap_port,
+        state_dir: z.state_dir,
+        exports: vec![config::Export {
+            name,
+            path: dir,
+            policy: volnfs::access::ExportPolicy {
+                rules,
+                anon_uid: config::NOBODY,
+                anon_gid: config::NOBODY,
+                secure: false,
+            },
+        }],
+        limits: Default::default(),
+    })
+}
+
+fn mount_hint(cfg: &Config, h: &volnfs::app::ServerHandle) -> String {
+    let host = h.nfs_addr().ip();
+    let name = &cfg.exports[0].name;
+    if h.portmap_addr().map(|a| a.port()) == Some(111) {
+        format!("mount -t nfs -o vers=3 {host}:{name} /mnt")
+    } else {
+        format!(
+            "mount -t nfs -o vers=3,proto=tcp,port={},mountport={},mountproto=tcp,nolock {host}:{name} /mnt",
+            h.nfs_addr().port(),
+            h.mount_addr().port()
+        )
+    }
+}
+
+fn reload(path: &PathBuf, handle: &volnfs::app::ServerHandle) {
+    match Config::load(path) {
+        Ok(cfg) => {
+            for e in &cfg.exports {
+                match handle.exports.by_name(&e.name) {
+                    Some(live) => {
+                        *live.policy.write().unwrap_or_else(|p| p.into_inner()) = e.policy.clone();
+                        tracing::info!(export = %e.name, rules = e.policy.rules.len(), "export rules reloaded");
+                    }
+                    None => {
+                        tracing::warn!(export = %e.name, "new export in the config: restart volnfs to serve it")
+                    }
+                }
+            }
+        }
+        Err(e) => tracing::error!(error = %e, "reload failed; keeping the current rules"),
+    }
+}
+
+async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let handle = volnfs::app::start(cfg.clone()).await?;
+    let pm = handle.portmap_addr().map(|a| a.port()).unwrap_or(0);
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "ready nfs_port={} mount_port={} portmap_port={pm}",
+            handle.nfs_addr().port(),
+            handle.mount_addr().port()
+        )?;
+        out.flush()?;
+    }
+    tracing::info!("mount it with: {}", mount_hint(&cfg, &handle));
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match &config_path {
+                Some(p) => reload(p, &handle),
+                None => tracing::info!("SIGHUP: nothing to reload in zero-config mode"),
+            },
+        }
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+    handle.shutdown().await;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.cmd {
+        Cmd::CheckConfig { file } => match Config::load(&file) {
+            Ok(c) => {
+                println!("{}: OK ({} export(s))", file.display(), c.exports.len());
+                ExitCode::SUCCESS
+            }
+            Err(ConfigError::Invalid { path, problems }) => {
+                eprintln!("{}: {} problem(s):", path.display(), problems.len());
+                for p in problems {
+                    eprintln!("  {p}");
+                }
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        },
+        Cmd::Serve {
+            config,
+            export,
+            name,
+            listen,
+            nfs_port,
+            mount_port,
+            portmap_port,
+            no_portmap,
+            allow,
+            ro,
+            squash,
+            state_dir,
+            log_format,
+        } => {
+            init_logging(log_format);
+            let cfg = match (&config, export) {
+                (Some(path), _) => Config::load(path).map_err(anyhow::Error::from),
+                (None, Some(export)) => zero_config(ZeroConfig {
+                    export,
+                    name,
+                    listen,
+                    nfs_port,
+                    mount_port,
+                    portmap_port,
+                    no_portmap,
+                    allow,
+                    ro,
+                    squash,
+                    state_dir,
+                }),
+                (None, None) => Err(anyhow::anyhow!("give --config FILE or --export DIR")),
+            };
+            let cfg = match cfg {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("volnfs: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            let workers = std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2)
+                * 2;
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("volnfs: starting the runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match rt.block_on(serve(cfg, config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("volnfs: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

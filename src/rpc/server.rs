@@ -1,0 +1,204 @@
+//! RPC transports: TCP (record marking, pipelined requests) and UDP datagrams.
+//!
+//! Each TCP connection has a reader loop that reassembles records and spawns
+//! one task per request (bounded by a per-connection semaphore, so a client
+//! that pipelines gets concurrency but cannot queue unbounded work), and a
+//! writer task that sends each reply with one `write_all`. The number of
+//! connections is bounded by a server-wide semaphore. Connections from
+//! addresses that no export admits are closed at accept time.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::{mpsc, watch, Semaphore};
+use tracing::{debug, info, warn, Instrument};
+
+use super::record::{read_record, set_record_mark, RecordError};
+use super::{canonical_addr, Dispatcher, Transport};
+
+/// Resource bounds for the transports.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest RPC record accepted (a 1 MiB WRITE plus headers fits).
+    pub max_record: usize,
+    /// Requests processed concurrently per TCP connection.
+    pub max_inflight_per_conn: usize,
+    /// TCP connections open at once across all listeners.
+    pub max_connections: usize,
+    /// A connection with no complete request for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_record: (1 << 20) + 64 * 1024,
+            max_inflight_per_conn: 64,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+/// Decides at accept time whether a client address may talk to us at all.
+pub type Admission = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
+
+/// Shared state of all listeners of one server.
+#[derive(Clone)]
+pub struct Transports {
+    pub dispatcher: Dispatcher,
+    pub limits: Limits,
+    pub admit: Admission,
+    pub connections: Arc<Semaphore>,
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Transports {
+    pub async fn serve_tcp(self, listener: TcpListener) {
+        let local = listener.local_addr().ok();
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let permit = tokio::select! {
+                p = self.connections.clone().acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+                _ = shutdown.changed() => return,
+            };
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = shutdown.changed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(v) => v,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    warn!(error = %e, ?local, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let peer = canonical_addr(peer);
+            if !(self.admit)(peer.ip()) {
+                debug!(%peer, "connection from an address no export admits: closed");
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let t = self.clone();
+            let span = tracing::debug_span!("conn", %peer);
+            tokio::spawn(
+                async move {
+                    t.connection(stream, peer).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let local = stream.local_addr().ok().map(canonical_addr);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.limits.max_inflight_per_conn);
+        let writer = tokio::spawn(async move {
+            while let Some(mut reply) = rx.recv().await {
+                set_record_mark(&mut reply);
+                if let Err(e) = wr.write_all(&reply).await {
+                    debug!(error = %e, "write failed; closing");
+                    break;
+                }
+            }
+            let _ = wr.shutdown().await;
+        });
+        let inflight = Arc::new(Semaphore::new(self.limits.max_inflight_per_conn));
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let Ok(permit) = inflight.clone().acquire_owned().await else {
+                break;
+            };
+            let mut buf = Vec::new();
+            let read = tokio::select! {
+                r = tokio::time::timeout(self.limits.idle_timeout,
+                        read_record(&mut rd, &mut buf, self.limits.max_record)) => r,
+                _ = shutdown.changed() => break,
+            };
+            match read {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => break,
+                Ok(Err(RecordError::TooLarge { claimed, max })) => {
+                    info!(%peer, claimed, max, "record too large; closing connection");
+                    break;
+                }
+                Ok(Err(e)) => {
+                    debug!(%peer, error = %e, "connection ended");
+                    break;
+                }
+                Err(_) => {
+                    debug!(%peer, "idle timeout");
+                    break;
+                }
+            }
+            if buf.len() < 8 {
+                // Not even an xid and a message type: nothing we can answer.
+                info!(%peer, len = buf.len(), "unparseable RPC record; closing connection");
+                break;
+            }
+            let d = self.dispatcher.clone();
+            let tx = tx.clone();
+            tokio::spawn(
+                async move {
+                    if let Ok(Some(reply)) = d.dispatch(peer, local, Transport::Tcp, &buf).await {
+                        let _ = tx.send(reply).await;
+                    }
+                    drop(permit);
+                }
+                .in_current_span(),
+            );
+        }
+        drop(tx);
+        let _ = writer.await;
+    }
+
+    pub async fn serve_udp(self, socket: UdpSocket) {
+        let socket = Arc::new(socket);
+        let local = socket.local_addr().ok().map(canonical_addr);
+        let inflight = Arc::new(Semaphore::new(self.limits.max_inflight_per_conn));
+        let mut shutdown = self.shutdown.clone();
+        loop {
+            let Ok(permit) = inflight.clone().acquire_owned().await else {
+                return;
+            };
+            let mut buf = vec![0u8; 65536];
+            let received = tokio::select! {
+                r = socket.recv_from(&mut buf) => r,
+                _ = shutdown.changed() => return,
+            };
+            let (n, peer) = match received {
+                Ok(v) => v,
+                Err(e) => {
+                    debug!(error = %e, "udp receive failed");
+                    continue;
+                }
+            };
+            let peer_c = canonical_addr(peer);
+            if n < 8 || !(self.admit)(peer_c.ip()) {
+                continue;
+            }
+            buf.truncate(n);
+            let d = self.dispatcher.clone();
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(Some(reply)) = d.dispatch(peer_c, local, Transport::Udp, &buf).await {
+                    if let Err(e) = socket.send_to(&reply[4..], peer).await {
+                        debug!(%peer, error = %e, "udp send failed");
+                    }
+                }
+                drop(permit);
+            });
+        }
+    }
+}
