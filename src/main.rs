@@ -29,6 +29,8 @@ enum LogFormat {
     Json,
 }
 
+/// Names as in exports(5).
+#[allow(clippy::enum_variant_names)]
 #[derive(Clone, Copy, ValueEnum)]
 enum SquashArg {
     RootSquash,
@@ -195,7 +197,7 @@ fn mount_hint(cfg: &Config, h: &volnfs::app::ServerHandle) -> String {
     }
 }
 
-fn reload(path: &PathBuf, handle: &volnfs::app::ServerHandle) {
+fn reload(path: &std::path::Path, handle: &volnfs::app::ServerHandle) {
     match Config::load(path) {
         Ok(cfg) => {
             for e in &cfg.exports {

@@ -156,7 +156,7 @@ pub fn open_at(
 }
 
 fn statvfs_fsid(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
-    let v = nix::sys::statvfs::fstatvfs(&fd)?;
+    let v = nix::sys::statvfs::fstatvfs(fd)?;
     Ok(v.filesystem_id() as u64)
 }
 

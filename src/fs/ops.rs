@@ -112,6 +112,9 @@ pub struct FsStatInfo {
     pub afiles: u64,
 }
 
+/// A refused directory change: the directory's attributes and why.
+type Refused = (Wcc, NfsStat);
+
 fn ts(t: Time) -> TimeSpec {
     TimeSpec::new(t.sec as _, t.nsec as _)
 }
@@ -229,14 +232,16 @@ impl ExportFs {
         &self,
         dir: &FileHandle,
         cred: &AuthSys,
-    ) -> Result<(std::sync::Arc<OwnedFd>, Stat), (Wcc, NfsStat)> {
-        let (dfd, dst) = self.locate_dir(dir).map_err(|e| (Wcc::default(), e))?;
+    ) -> Result<(std::sync::Arc<OwnedFd>, Stat), Box<Refused>> {
+        let (dfd, dst) = self
+            .locate_dir(dir)
+            .map_err(|e| Box::new((Wcc::default(), e)))?;
         if !perm::may_modify_dir(&dst, cred) {
             let w = Wcc {
                 before: Some((&dst).into()),
                 after: Some(dst),
             };
-            return Err((w, NfsStat::Acces));
+            return Err(Box::new((w, NfsStat::Acces)));
         }
         Ok((dfd, dst))
     }
@@ -443,7 +448,7 @@ impl ExportFs {
     ) -> (Wcc, FsResult<(FileHandle, Stat)>) {
         let (dfd, dst) = match self.dir_for_change(dir, cred) {
             Ok(v) => v,
-            Err((w, e)) => return (w, Err(e)),
+            Err(b) => return (b.0, Err(b.1)),
         };
         let res = (|| {
             let cname = check_new_name(name)?;
@@ -527,7 +532,7 @@ impl ExportFs {
     ) -> (Wcc, FsResult<(FileHandle, Stat)>) {
         let (dfd, dst) = match self.dir_for_change(dir, cred) {
             Ok(v) => v,
-            Err((w, e)) => return (w, Err(e)),
+            Err(b) => return (b.0, Err(b.1)),
         };
         let res = (|| {
             let cname = check_new_name(name)?;
@@ -567,7 +572,7 @@ impl ExportFs {
     ) -> (Wcc, FsResult<(FileHandle, Stat)>) {
         let (dfd, dst) = match self.dir_for_change(dir, cred) {
             Ok(v) => v,
-            Err((w, e)) => return (w, Err(e)),
+            Err(b) => return (b.0, Err(b.1)),
         };
         let res = (|| {
             let cname = check_new_name(name)?;
@@ -594,7 +599,7 @@ impl ExportFs {
     ) -> (Wcc, FsResult<(FileHandle, Stat)>) {
         let (dfd, dst) = match self.dir_for_change(dir, cred) {
             Ok(v) => v,
-            Err((w, e)) => return (w, Err(e)),
+            Err(b) => return (b.0, Err(b.1)),
         };
         let res = (|| {
             let cname = check_new_name(name)?;
@@ -758,7 +763,7 @@ impl ExportFs {
         };
         let (dfd, dst) = match self.dir_for_change(dir, cred) {
             Ok(v) => v,
-            Err((w, e)) => return (Some(st), w, Err(e)),
+            Err(b) => return (Some(st), b.0, Err(b.1)),
         };
         let res = (|| {
             let cname = check_new_name(name)?;
