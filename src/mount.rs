@@ -9,7 +9,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
-use crate::exports::ExportTable;
+use crate::exports::{Export, ExportTable};
+use crate::fs::status::NfsStat;
 use crate::rpc::msg::{AcceptStat, AUTH_SYS};
 use crate::rpc::{CallContext, Program};
 use crate::xdr::{Reader, Writer};
@@ -20,6 +21,7 @@ pub const MNTPATHLEN: u32 = 1024;
 const MNT3_OK: u32 = 0;
 const MNT3ERR_NOENT: u32 = 2;
 const MNT3ERR_ACCES: u32 = 13;
+const MNT3ERR_NOTDIR: u32 = 20;
 const MNT3ERR_SERVERFAULT: u32 = 10006;
 
 pub struct Mount {
@@ -85,41 +87,93 @@ impl Program for Mount {
 }
 
 impl Mount {
+    /// Finds the export a MNT path names: the export itself, or a directory below it
+    /// (`/exports/data/sub`, as libnfs URLs and `mount host:/exports/data/sub` ask for).
+    /// Returns the export and the path components below its root.
+    fn export_for_path<'a>(&self, path: &'a str) -> Option<(&Arc<Export>, Vec<&'a str>)> {
+        let path = if path.len() > 1 {
+            path.trim_end_matches('/')
+        } else {
+            path
+        };
+        if let Some(export) = self.exports.by_name(path) {
+            return Some((export, Vec::new()));
+        }
+        // The longest export name that is a whole-component prefix of the path.
+        self.exports
+            .all()
+            .iter()
+            .filter_map(|e| {
+                let name = e.fs.name.as_str();
+                let rest = if name == "/" {
+                    path.strip_prefix('/')
+                } else {
+                    path.strip_prefix(name).and_then(|r| r.strip_prefix('/'))
+                }?;
+                Some((name.len(), e, rest))
+            })
+            .max_by_key(|(len, _, _)| *len)
+            .map(|(_, e, rest)| (e, rest.split('/').filter(|c| !c.is_empty()).collect()))
+    }
+
     fn mnt(&self, ctx: &CallContext, path: &[u8], w: &mut Writer) {
         let peer = ctx.peer;
-        let export = std::str::from_utf8(path)
-            .ok()
-            .map(|p| {
-                if p.len() > 1 {
-                    p.trim_end_matches('/')
-                } else {
-                    p
-                }
-            })
-            .and_then(|p| self.exports.by_name(p));
-        let Some(export) = export else {
+        let path_str = std::str::from_utf8(path).ok();
+        let Some((export, below)) = path_str.and_then(|p| self.export_for_path(p)) else {
             tracing::info!(client = %peer, path = %String::from_utf8_lossy(path), "MNT of a path that is not exported");
             w.u32(MNT3ERR_NOENT);
             return;
         };
-        if export.rights_for(peer).is_none() {
+        let Some(rights) = export.rights_for(peer) else {
             tracing::warn!(client = %peer, export = %export.fs.name, "MNT refused: no rule of the export admits this client");
             w.u32(MNT3ERR_ACCES);
             return;
-        }
-        match export.fs.root_handle() {
-            Ok(fh) => {
-                w.u32(MNT3_OK);
-                w.opaque(&export.fs.encode_handle(&fh));
-                w.u32(1);
-                w.u32(AUTH_SYS);
-                self.exports.add_mount(peer.ip(), &export.fs.name);
-                tracing::info!(client = %peer, export = %export.fs.name, "mounted");
-            }
+        };
+        let mut fh = match export.fs.root_handle() {
+            Ok(fh) => fh,
             Err(e) => {
                 tracing::error!(export = %export.fs.name, error = %e, "export root is not accessible");
                 w.u32(MNT3ERR_SERVERFAULT);
+                return;
+            }
+        };
+        // A subdirectory mount walks down with LOOKUP semantics and the caller's
+        // (squashed) credential: never `..`, never through a symlink, never off the export.
+        let cred = export.effective_cred(&ctx.header.auth, &rights);
+        for component in &below {
+            if *component == "." || *component == ".." {
+                w.u32(MNT3ERR_NOENT);
+                return;
+            }
+            match export.fs.lookup(&fh, component.as_bytes(), &cred).1 {
+                Ok((next, st)) if st.is_dir() => fh = next,
+                Ok(_) => {
+                    w.u32(MNT3ERR_NOTDIR);
+                    return;
+                }
+                Err(NfsStat::Acces) => {
+                    w.u32(MNT3ERR_ACCES);
+                    return;
+                }
+                Err(_) => {
+                    w.u32(MNT3ERR_NOENT);
+                    return;
+                }
             }
         }
+        let mounted = if below.is_empty() {
+            export.fs.name.clone()
+        } else {
+            path_str
+                .unwrap_or_default()
+                .trim_end_matches('/')
+                .to_string()
+        };
+        w.u32(MNT3_OK);
+        w.opaque(&export.fs.encode_handle(&fh));
+        w.u32(1);
+        w.u32(AUTH_SYS);
+        self.exports.add_mount(peer.ip(), &mounted);
+        tracing::info!(client = %peer, export = %export.fs.name, path = %mounted, "mounted");
     }
 }

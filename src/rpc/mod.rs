@@ -5,6 +5,7 @@
 //! program-level checks (export policy per procedure) belong to the programs'
 //! own dispatch tables. Handlers return values; only `server` touches sockets.
 
+pub mod drc;
 pub mod msg;
 pub mod record;
 pub mod server;
@@ -60,6 +61,12 @@ pub trait Program: Send + Sync {
         args: &[u8],
         reply: &mut Writer,
     ) -> Result<(), AcceptStat>;
+
+    /// Whether a procedure is non-idempotent, so a retransmission must be
+    /// answered from the duplicate-request cache rather than executed.
+    fn replay_cached(&self, _vers: u32, _proc: u32) -> bool {
+        false
+    }
 }
 
 /// Canonicalises an address: IPv4-mapped IPv6 becomes IPv4.
@@ -76,12 +83,16 @@ pub fn canonical_addr(addr: SocketAddr) -> SocketAddr {
 #[derive(Clone)]
 pub struct Dispatcher {
     programs: Arc<Vec<Arc<dyn Program>>>,
+    replies: Arc<drc::ReplyCache>,
 }
 
 impl Dispatcher {
     pub fn new(programs: Vec<Arc<dyn Program>>) -> Self {
         Dispatcher {
             programs: Arc::new(programs),
+            // Non-idempotent replies are small (WCC data, a handle): 16k
+            // entries within 16 MiB covers minutes of heavy churn.
+            replies: Arc::new(drc::ReplyCache::new(16 * 1024, 16 << 20)),
         }
     }
 
@@ -122,10 +133,27 @@ impl Dispatcher {
             local,
             transport,
         };
+        let pending = if program.replay_cached(header.vers, header.proc_) {
+            let key = drc::Key::new(peer.ip(), xid, header.prog, header.vers, header.proc_, args);
+            match self.replies.begin(key) {
+                drc::Lookup::Execute(p) => Some(p),
+                drc::Lookup::InProgress => return Ok(None),
+                drc::Lookup::Replay(r) => {
+                    tracing::debug!(%peer, xid, "retransmission answered from the reply cache");
+                    return Ok(Some(r.to_vec()));
+                }
+            }
+        } else {
+            None
+        };
         let mut reply = msg::accepted(xid, AcceptStat::Success, 256);
-        match program.call(&ctx, args, &mut reply).await {
-            Ok(()) => Ok(Some(reply.into_inner())),
-            Err(stat) => Ok(Some(msg::accept_error(xid, stat))),
+        let reply = match program.call(&ctx, args, &mut reply).await {
+            Ok(()) => reply.into_inner(),
+            Err(stat) => msg::accept_error(xid, stat),
+        };
+        if let Some(p) = pending {
+            p.finish(&reply);
         }
+        Ok(Some(reply))
     }
 }
