@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::exports::{Export, ExportTable};
+use crate::fs::index::Store;
 use crate::fs::{ExportFs, HandleKey};
 use crate::mount::Mount;
 use crate::nfs3::Nfs3;
@@ -67,11 +68,15 @@ impl ServerHandle {
         self.portmap_addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, and returns.
+    /// Stops accepting, lets in-flight requests finish, flushes the handle
+    /// indexes, and returns.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        for e in self.exports.all() {
+            e.fs.close_index();
         }
     }
 }
@@ -119,6 +124,49 @@ fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, App
             Ok(key)
         }
         Err(e) => Err(err(e)),
+    }
+}
+
+/// Opens the export's persistent handle index under the state directory
+/// (in memory without one). A damaged or unreadable index is moved aside
+/// and rebuilt: it is a cache of what the tree itself says.
+fn open_index(
+    state_dir: Option<&Path>,
+    export_id: u32,
+    name: &str,
+) -> Result<(Store, bool), AppError> {
+    let Some(dir) = state_dir else {
+        tracing::warn!(
+            export = name,
+            "no state_dir: file handles will not survive a restart"
+        );
+        return Ok((Store::memory(), true));
+    };
+    let path = dir.join(format!("index-{export_id:08x}.redb"));
+    std::fs::create_dir_all(dir).map_err(|source| AppError::Key {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    match Store::open(&path) {
+        Ok(o) => {
+            if !o.complete && !o.created {
+                tracing::warn!(export = name, index = %path.display(), "handle index was not closed cleanly: it will be verified and rebuilt on the first miss");
+            }
+            // A new index over an existing tree is filled lazily: handles are
+            // only ever given out through LOOKUP/READDIRPLUS/CREATE, which
+            // record them, so a miss means "rebuild" only if incomplete.
+            Ok((o.store, o.complete || o.created))
+        }
+        Err(e) => {
+            let aside = path.with_extension(format!("damaged-{}", std::process::id()));
+            tracing::error!(export = name, error = %e, moved_to = %aside.display(), "handle index unusable; moving it aside and rebuilding");
+            let _ = std::fs::rename(&path, &aside);
+            let o = Store::open(&path).map_err(|e| AppError::Key {
+                path: path.clone(),
+                source: std::io::Error::other(e.to_string()),
+            })?;
+            Ok((o.store, false))
+        }
     }
 }
 
@@ -225,9 +273,12 @@ pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
     for e in &config.exports {
         let id = crate::fs::export_id_for(&e.name);
         let key = handle_key(config.state_dir.as_deref(), id)?;
-        let fs = ExportFs::open(&e.name, &e.path, key).map_err(|source| AppError::Export {
-            name: e.name.clone(),
-            source,
+        let (index, complete) = open_index(config.state_dir.as_deref(), id, &e.name)?;
+        let fs = ExportFs::open(&e.name, &e.path, key, index, complete).map_err(|source| {
+            AppError::Export {
+                name: e.name.clone(),
+                source,
+            }
         })?;
         exports.push(Arc::new(Export {
             fs: Arc::new(fs),

@@ -75,7 +75,8 @@ enum Cmd {
         /// How caller identities map [default: no_root_squash in zero-config mode].
         #[arg(long, value_enum)]
         squash: Option<SquashArg>,
-        /// Directory for server state (handle keys) outside the export.
+        /// Directory for server state (handle keys and index) outside the export
+        /// [default: /var/lib/volnfs/<dir>-<hash> as root, ~/.local/state/volnfs/... otherwise].
         #[arg(long)]
         state_dir: Option<PathBuf>,
         #[arg(long, value_enum, default_value = "human")]
@@ -159,6 +160,10 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
             None => None,
         }
     };
+    let state_dir = match z.state_dir {
+        Some(d) => d,
+        None => default_state_dir(root, &dir),
+    };
     Ok(Config {
         listen: if z.listen.is_empty() {
             vec!["127.0.0.1".parse()?]
@@ -168,7 +173,7 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         nfs_port: z.nfs_port.unwrap_or(nfs_default),
         mount_port: z.mount_port.unwrap_or(mount_default),
         portmap_port,
-        state_dir: z.state_dir,
+        state_dir: Some(state_dir),
         exports: vec![config::Export {
             name,
             path: dir,
@@ -181,6 +186,29 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         }],
         limits: Default::default(),
     })
+}
+
+/// Where zero-config mode keeps handle keys and the index: per exported
+/// directory, under /var/lib/volnfs as root or the user's state directory.
+fn default_state_dir(root: bool, export: &std::path::Path) -> PathBuf {
+    use std::hash::Hasher;
+    let base = if root {
+        PathBuf::from("/var/lib/volnfs")
+    } else if let Some(x) = std::env::var_os("XDG_STATE_HOME") {
+        PathBuf::from(x).join("volnfs")
+    } else if let Some(h) = std::env::var_os("HOME") {
+        PathBuf::from(h).join(".local/state/volnfs")
+    } else {
+        std::env::temp_dir().join("volnfs-state")
+    };
+    // A fixed-key hash: the directory must be the same after an upgrade.
+    let mut h = siphasher::sip::SipHasher13::new_with_keys(0, 0);
+    h.write(export.as_os_str().as_encoded_bytes());
+    let leaf = export
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "root".into());
+    base.join(format!("{leaf}-{:016x}", h.finish()))
 }
 
 fn mount_hint(cfg: &Config, h: &volnfs::app::ServerHandle) -> String {

@@ -13,17 +13,19 @@
 
 mod cache;
 pub mod handle;
+pub mod index;
 mod ops;
 pub mod perm;
 pub mod stat;
 pub mod status;
 
-use std::collections::HashMap;
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -35,11 +37,16 @@ pub use stat::{Stat, Time};
 pub use status::NfsStat;
 
 use cache::LruMap;
+use index::{Node, Store};
 
 pub type FsResult<T> = Result<T, NfsStat>;
 
 /// Longest file name component accepted (NAME_MAX).
 pub const NAME_MAX: usize = 255;
+/// Returned internally by a lookup that missed and rebuilt the index: try
+/// once more. Never leaves this module (`locate` turns it into STALE).
+const RETRY: NfsStat = NfsStat::Ok;
+
 /// Links remembered per object (hard links beyond this resolve through any).
 const MAX_LINKS: usize = 8;
 
@@ -53,11 +60,6 @@ pub enum OpenExportError {
     },
     #[error("export path {path} is not a directory")]
     NotADirectory { path: PathBuf },
-}
-
-struct Node {
-    gen: u64,
-    links: Vec<(u64, Box<[u8]>)>,
 }
 
 pub struct OpenFile {
@@ -95,7 +97,11 @@ pub struct ExportFs {
     root_ino: u64,
     root_dev: u64,
     key: HandleKey,
-    index: Mutex<HashMap<u64, Node>>,
+    index: Store,
+    /// The index holds every handle given out (it was closed cleanly or
+    /// rebuilt since); when false a miss triggers a rebuild first.
+    index_complete: AtomicBool,
+    rebuilding: Mutex<Option<Instant>>,
     dirs: Mutex<LruMap<OwnedFd>>,
     files: Mutex<LruMap<OpenFile>>,
     /// True when the server may set ownership (it runs as root).
@@ -161,7 +167,13 @@ fn statvfs_fsid(fd: BorrowedFd<'_>) -> Result<u64, Errno> {
 }
 
 impl ExportFs {
-    pub fn open(name: &str, path: &Path, key: HandleKey) -> Result<ExportFs, OpenExportError> {
+    pub fn open(
+        name: &str,
+        path: &Path,
+        key: HandleKey,
+        index: Store,
+        index_complete: bool,
+    ) -> Result<ExportFs, OpenExportError> {
         let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
             OpenExportError::Open {
                 path: path.into(),
@@ -198,7 +210,9 @@ impl ExportFs {
             root_dev: st.dev,
             root: Arc::new(root),
             key,
-            index: Mutex::new(HashMap::new()),
+            index,
+            index_complete: AtomicBool::new(index_complete),
+            rebuilding: Mutex::new(None),
             dirs: Mutex::new(LruMap::new(4096)),
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
@@ -244,35 +258,37 @@ impl ExportFs {
         if st.ino == self.root_ino {
             return;
         }
-        let mut idx = lock(&self.index);
-        let node = idx.entry(st.ino).or_insert_with(|| Node {
-            gen: st.gen,
-            links: Vec::new(),
-        });
-        if node.gen != st.gen {
-            node.gen = st.gen;
-            node.links.clear();
-        }
-        if !node
+        let mut node = match self.index.get(st.ino) {
+            Some(n) if n.gen == st.gen => n,
+            _ => Node {
+                gen: st.gen,
+                links: Vec::new(),
+            },
+        };
+        if node
             .links
             .iter()
             .any(|(p, n)| *p == parent && &n[..] == name)
         {
-            if node.links.len() >= MAX_LINKS {
-                node.links.remove(0);
-            }
-            node.links.push((parent, name.into()));
+            return;
         }
+        if node.links.len() >= MAX_LINKS {
+            node.links.remove(0);
+        }
+        node.links.push((parent, name.into()));
+        self.index.put(st.ino, node);
     }
 
     /// Forgets one link of an object (after REMOVE, RMDIR or RENAME).
     pub fn forget(&self, ino: u64, parent: u64, name: &[u8]) {
-        let mut idx = lock(&self.index);
-        if let Some(node) = idx.get_mut(&ino) {
+        if let Some(mut node) = self.index.get(ino) {
+            let before = node.links.len();
             node.links
                 .retain(|(p, n)| !(*p == parent && &n[..] == name));
             if node.links.is_empty() {
-                idx.remove(&ino);
+                self.index.remove(ino);
+            } else if node.links.len() != before {
+                self.index.put(ino, node);
             }
         }
     }
@@ -283,25 +299,102 @@ impl ExportFs {
         lock(&self.files).remove(ino);
     }
 
+    fn gen_of(&self, ino: u64) -> u64 {
+        if ino == self.root_ino {
+            return stat::fstat(self.root.as_fd()).map(|s| s.gen).unwrap_or(0);
+        }
+        self.index.get(ino).map(|n| n.gen).unwrap_or(0)
+    }
+
     fn links_of(&self, ino: u64, gen: u64) -> Vec<(u64, u64, Box<[u8]>)> {
-        let idx = lock(&self.index);
-        let Some(node) = idx.get(&ino) else {
+        let Some(node) = self.index.get(ino) else {
             return Vec::new();
         };
         if node.gen != gen {
             return Vec::new();
         }
         node.links
-            .iter()
-            .map(|(p, n)| {
-                let pgen = if *p == self.root_ino {
-                    None
-                } else {
-                    idx.get(p).map(|pn| pn.gen)
-                };
-                (*p, pgen.unwrap_or(0), n.clone())
-            })
+            .into_iter()
+            .map(|(p, n)| (p, self.gen_of(p), n))
             .collect()
+    }
+
+    /// Called when a handle could not be resolved through the index. If the
+    /// index may be missing entries (unclean stop, lost, rolled back), walk
+    /// the tree once to rebuild it; concurrent callers get JUKEBOX (the
+    /// client retries shortly) instead of a premature STALE.
+    fn on_miss(&self) -> NfsStat {
+        if self.index_complete.load(Ordering::SeqCst) {
+            return NfsStat::Stale;
+        }
+        let Ok(mut guard) = self.rebuilding.try_lock() else {
+            return NfsStat::Jukebox;
+        };
+        if self.index_complete.load(Ordering::SeqCst) {
+            return NfsStat::Stale;
+        }
+        *guard = Some(Instant::now());
+        self.rebuild_index(false);
+        *guard = None;
+        RETRY
+    }
+
+    /// Walks the whole export and records every object's links. With
+    /// `clear`, the old index is discarded first (after a rollback).
+    pub fn rebuild_index(&self, clear: bool) {
+        let started = Instant::now();
+        tracing::info!(export = %self.name, "rebuilding the handle index: walking the export");
+        if clear {
+            self.index.clear();
+        }
+        let mut stack: Vec<(Arc<OwnedFd>, u64)> = vec![(self.root.clone(), self.root_ino)];
+        let (mut objects, mut dirs) = (0u64, 0u64);
+        while let Some((dfd, dino)) = stack.pop() {
+            dirs += 1;
+            let mut names: Vec<Vec<u8>> = Vec::new();
+            let scanned = ops::scan_dir(dfd.as_fd(), 0, |name, _, _| {
+                if name != b"." && name != b".." {
+                    names.push(name.to_vec());
+                }
+                true
+            });
+            if let Err(e) = scanned {
+                tracing::warn!(export = %self.name, dir_ino = dino, error = %e, "index rebuild: cannot read a directory; its contents stay unindexed");
+                continue;
+            }
+            for name in names {
+                let Ok(cname) = CString::new(name.clone()) else {
+                    continue;
+                };
+                let Ok(st) = stat::stat_at(dfd.as_fd(), &cname) else {
+                    continue;
+                };
+                if st.dev != self.root_dev {
+                    continue;
+                }
+                self.remember(dino, &name, &st);
+                objects += 1;
+                if objects % 50_000 == 0 {
+                    tracing::info!(export = %self.name, objects, dirs, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuild progress");
+                }
+                if st.is_dir() {
+                    if let Ok(fd) =
+                        open_at(dfd.as_fd(), &cname, OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)
+                    {
+                        stack.push((Arc::new(fd), st.ino));
+                    }
+                }
+            }
+        }
+        self.index.mark_complete(false);
+        self.index.flush();
+        self.index_complete.store(true, Ordering::SeqCst);
+        tracing::info!(export = %self.name, objects, dirs, elapsed_ms = started.elapsed().as_millis() as u64, "handle index rebuilt");
+    }
+
+    /// Flushes the index and records a clean close (server shutdown).
+    pub fn close_index(&self) {
+        self.index.close();
     }
 
     fn verify(&self, st: &Stat, ino: u64, gen: u64) -> bool {
@@ -323,7 +416,11 @@ impl ExportFs {
                 _ => lock(&self.dirs).remove(ino),
             }
         }
-        for (pino, pgen, name) in self.links_of(ino, gen) {
+        let links = self.links_of(ino, gen);
+        if links.is_empty() && depth == 0 {
+            return Err(self.on_miss());
+        }
+        for (pino, pgen, name) in links {
             let Ok((pfd, _)) = self.dir_fd(pino, pgen, depth + 1) else {
                 continue;
             };
@@ -340,14 +437,28 @@ impl ExportFs {
                     lock(&self.dirs).insert(ino, fd.clone());
                     return Ok((fd, st));
                 }
-                _ => continue,
+                _ => self.forget(ino, pino, &name),
             }
         }
-        Err(NfsStat::Stale)
+        Err(if depth == 0 {
+            self.on_miss()
+        } else {
+            NfsStat::Stale
+        })
     }
 
     /// Resolves a handle to an object of this export.
     pub fn locate(&self, fh: &FileHandle) -> FsResult<Located> {
+        match self.locate_once(fh) {
+            Err(RETRY) => match self.locate_once(fh) {
+                Err(RETRY) => Err(NfsStat::Stale),
+                r => r,
+            },
+            r => r,
+        }
+    }
+
+    fn locate_once(&self, fh: &FileHandle) -> FsResult<Located> {
         if fh.ino == self.root_ino {
             let (fd, st) = self.dir_fd(fh.ino, fh.gen, 0)?;
             return Ok(Located::Dir { fd, st });
@@ -378,10 +489,11 @@ impl ExportFs {
                         st,
                     });
                 }
-                _ => continue,
+                // Self-repair: this link no longer leads to the object.
+                _ => self.forget(fh.ino, pino, &name),
             }
         }
-        Err(NfsStat::Stale)
+        Err(self.on_miss())
     }
 
     /// Resolves a handle that must name a directory.
@@ -446,7 +558,7 @@ impl ExportFs {
     pub fn invalidate_all(&self) {
         lock(&self.dirs).clear();
         lock(&self.files).clear();
-        lock(&self.index).clear();
+        self.rebuild_index(true);
     }
 
     pub fn root_fd(&self) -> &Arc<OwnedFd> {

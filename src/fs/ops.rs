@@ -147,7 +147,7 @@ fn exclusive_times(v: [u8; 8]) -> (Time, Time) {
 /// Reads a whole directory position by position from `cookie`. `visit`
 /// returns false to stop (budget exhausted). Returns whether the end of the
 /// directory was reached.
-fn scan_dir(
+pub(super) fn scan_dir(
     dir: BorrowedFd<'_>,
     cookie: u64,
     mut visit: impl FnMut(&[u8], u64, u64) -> bool,
