@@ -106,6 +106,8 @@ pub struct ExportFs {
     files: Mutex<LruMap<OpenFile>>,
     /// True when the server may set ownership (it runs as root).
     pub can_chown: bool,
+    /// Commit directory changes before replying (exports(5) `sync`).
+    pub sync_namespace: bool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -216,6 +218,7 @@ impl ExportFs {
             dirs: Mutex::new(LruMap::new(4096)),
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
+            sync_namespace: true,
         })
     }
 

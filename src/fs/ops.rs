@@ -246,6 +246,23 @@ impl ExportFs {
         Ok((dfd, dst))
     }
 
+    /// Namespace changes are on stable storage before the reply, as knfsd
+    /// does for `sync` exports (commit_metadata): a client told its CREATE
+    /// succeeded must find the file after a server crash.
+    /// Blocking: the NFS layer runs namespace procedures off the async workers.
+    fn commit_dir(&self, dfd: &OwnedFd, changed: bool) {
+        if !changed || !self.sync_namespace {
+            return;
+        }
+        if let Err(e) = nix::unistd::fsync(dfd.as_raw_fd()) {
+            // illumos refuses fsync on a read-only directory descriptor;
+            // ZFS there logs namespace changes in the ZIL regardless.
+            if e != Errno::EBADF && e != Errno::EINVAL {
+                tracing::warn!(export = %self.name, error = %e, "fsync of a directory failed");
+            }
+        }
+    }
+
     fn finish_wcc(dfd: &OwnedFd, before: &Stat) -> Wcc {
         Wcc {
             before: Some(before.into()),
@@ -520,6 +537,7 @@ impl ExportFs {
                 Err(e) => Err(e.into()),
             }
         })();
+        self.commit_dir(&dfd, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -560,6 +578,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
+        self.commit_dir(&dfd, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -586,6 +605,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
+        self.commit_dir(&dfd, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -624,6 +644,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
+        self.commit_dir(&dfd, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -677,6 +698,7 @@ impl ExportFs {
             }
             Ok(())
         })();
+        self.commit_dir(&dfd, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -744,6 +766,10 @@ impl ExportFs {
             self.remember(to_dir.ino, to, &src);
             Ok(())
         })();
+        self.commit_dir(&ffd, res.is_ok());
+        if fst.ino != tst.ino {
+            self.commit_dir(&tfd, res.is_ok());
+        }
         let fw = Self::finish_wcc(&ffd, &fst);
         let tw = Self::finish_wcc(&tfd, &tst);
         (fw, tw, res)
@@ -778,6 +804,7 @@ impl ExportFs {
             Ok(())
         })();
         let after = self.getattr(fh).ok();
+        self.commit_dir(&dfd, res.is_ok());
         (after, Self::finish_wcc(&dfd, &dst), res)
     }
 

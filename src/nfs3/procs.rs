@@ -39,14 +39,14 @@ pub(super) async fn run(
         5 => readlink(req, w),
         6 => read(req, &mut r, w),
         7 => write(nfs, req, &mut r, w).await,
-        8 => create(req, &mut r, w, Kind::File),
-        9 => create(req, &mut r, w, Kind::Dir),
-        10 => create(req, &mut r, w, Kind::Symlink),
-        11 => create(req, &mut r, w, Kind::Node),
-        12 => remove(req, &mut r, w, false),
-        13 => remove(req, &mut r, w, true),
-        14 => rename(req, &mut r, w),
-        15 => link(req, &mut r, w),
+        8 => create(req, &mut r, w, Kind::File).await,
+        9 => create(req, &mut r, w, Kind::Dir).await,
+        10 => create(req, &mut r, w, Kind::Symlink).await,
+        11 => create(req, &mut r, w, Kind::Node).await,
+        12 => remove(req, &mut r, w, false).await,
+        13 => remove(req, &mut r, w, true).await,
+        14 => rename(req, &mut r, w).await,
+        15 => link(req, &mut r, w).await,
         16 => readdir(req, &mut r, w, false),
         17 => readdir(req, &mut r, w, true),
         18 => fsstat(req, w),
@@ -55,6 +55,16 @@ pub(super) async fn run(
         21 => commit(nfs, req, &mut r, w).await,
         _ => Err(AcceptStat::ProcUnavail),
     }
+}
+
+/// Runs a filesystem call that may block for long (an fsync) on the
+/// blocking pool, so the async workers keep serving other requests.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AcceptStat> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| AcceptStat::SystemErr)
 }
 
 fn fsid(req: &Request<'_>) -> u64 {
@@ -257,22 +267,23 @@ enum Kind {
     Node,
 }
 
-fn create(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, kind: Kind) -> ProcResult {
-    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?;
-    let fs = &req.export.fs;
+async fn create(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, kind: Kind) -> ProcResult {
+    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?.to_vec();
+    let fs = req.export.fs.clone();
+    let (fh, cred) = (req.fh, req.cred);
     let (d, res) = match kind {
         Kind::File => {
             let how = x::createhow3(r).map_err(|_| GARBAGE)?;
-            fs.create(&req.fh, name, &req.cred, how)
+            blocking(move || fs.create(&fh, &name, &cred, how)).await?
         }
         Kind::Dir => {
             let attrs = x::sattr3(r).map_err(|_| GARBAGE)?;
-            fs.mkdir(&req.fh, name, &req.cred, &attrs)
+            blocking(move || fs.mkdir(&fh, &name, &cred, &attrs)).await?
         }
         Kind::Symlink => {
             let _attrs = x::sattr3(r).map_err(|_| GARBAGE)?;
-            let target = r.string(x::MAX_PATH_WIRE).map_err(|_| GARBAGE)?;
-            fs.symlink(&req.fh, name, target, &req.cred)
+            let target = r.string(x::MAX_PATH_WIRE).map_err(|_| GARBAGE)?.to_vec();
+            blocking(move || fs.symlink(&fh, &name, &target, &cred)).await?
         }
         Kind::Node => {
             let t = r.u32().map_err(|_| GARBAGE)?;
@@ -299,13 +310,13 @@ fn create(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, kind: Kind) -> 
                 }
                 _ => return Err(GARBAGE),
             };
-            fs.mknod(&req.fh, name, kind, &req.cred, &attrs)
+            blocking(move || fs.mknod(&fh, &name, kind, &cred, &attrs)).await?
         }
     };
     match res {
         Ok((fh, st)) => {
             status(w, NfsStat::Ok);
-            post_op_fh(w, Some(&fs.encode_handle(&fh)));
+            post_op_fh(w, Some(&req.export.fs.encode_handle(&fh)));
             attr(w, req, Some(&st));
             wcc(w, req, &d);
         }
@@ -317,20 +328,26 @@ fn create(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, kind: Kind) -> 
     Ok(())
 }
 
-fn remove(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, rmdir: bool) -> ProcResult {
-    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?;
-    let (d, res) = req.export.fs.remove(&req.fh, name, &req.cred, rmdir);
+async fn remove(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer, rmdir: bool) -> ProcResult {
+    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?.to_vec();
+    let fs = req.export.fs.clone();
+    let (fh, cred) = (req.fh, req.cred);
+    let (d, res) = blocking(move || fs.remove(&fh, &name, &cred, rmdir)).await?;
     status(w, res.err().unwrap_or(NfsStat::Ok));
     wcc(w, req, &d);
     Ok(())
 }
 
-fn rename(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
-    let from = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?;
+async fn rename(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
+    let from = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?.to_vec();
     let to_dir = fh_bytes(r).map_err(|_| GARBAGE)?;
-    let to = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?;
+    let to = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?.to_vec();
     let (fw, tw, res) = match same_export_handle(req, to_dir) {
-        Ok(to_fh) => req.export.fs.rename(&req.fh, from, &to_fh, to, &req.cred),
+        Ok(to_fh) => {
+            let fs = req.export.fs.clone();
+            let (fh, cred) = (req.fh, req.cred);
+            blocking(move || fs.rename(&fh, &from, &to_fh, &to, &cred)).await?
+        }
         Err(e) => (Wcc::default(), Wcc::default(), Err(e)),
     };
     status(w, res.err().unwrap_or(NfsStat::Ok));
@@ -339,11 +356,15 @@ fn rename(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
     Ok(())
 }
 
-fn link(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
+async fn link(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
     let dir = fh_bytes(r).map_err(|_| GARBAGE)?;
-    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?;
+    let name = r.string(x::MAX_NAME_WIRE).map_err(|_| GARBAGE)?.to_vec();
     let (st, d, res) = match same_export_handle(req, dir) {
-        Ok(dir_fh) => req.export.fs.link(&req.fh, &dir_fh, name, &req.cred),
+        Ok(dir_fh) => {
+            let fs = req.export.fs.clone();
+            let (fh, cred) = (req.fh, req.cred);
+            blocking(move || fs.link(&fh, &dir_fh, &name, &cred)).await?
+        }
         Err(e) => (None, Wcc::default(), Err(e)),
     };
     status(w, res.err().unwrap_or(NfsStat::Ok));
