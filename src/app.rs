@@ -344,6 +344,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
         admit: Arc::new(move |ip| admit_table.admits(ip)),
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         shutdown: rx,
+        refused: Default::default(),
     };
     let mut tasks = Vec::new();
     for l in nfs_tcp.into_iter().chain(mnt_tcp).chain(pm_tcp) {

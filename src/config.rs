@@ -16,6 +16,8 @@ pub const DEFAULT_NFS_PORT: u16 = 2049;
 pub const DEFAULT_MOUNT_PORT: u16 = 20048;
 pub const DEFAULT_PORTMAP_PORT: u16 = 111;
 pub const NOBODY: u32 = 65534;
+/// Where the control socket listens unless `control_socket` says otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/var/run/volnfs/control.sock";
 
 /// The file format.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -33,6 +35,9 @@ pub struct ConfigFile {
     /// Directory for server state (handle keys); must not be inside an export.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Unix socket for `volnfs ctl` and VAPI [default: DEFAULT_CONTROL_SOCKET].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_socket: Option<PathBuf>,
     pub exports: Vec<ExportFile>,
     #[serde(default)]
     pub limits: LimitsFile,
@@ -127,6 +132,8 @@ pub struct Config {
     /// `None` = no built-in portmapper.
     pub portmap_port: Option<u16>,
     pub state_dir: Option<PathBuf>,
+    /// `None` only in zero-config mode; a config file always has one.
+    pub control_socket: Option<PathBuf>,
     pub exports: Vec<Export>,
     pub limits: crate::rpc::server::Limits,
 }
@@ -191,6 +198,7 @@ impl Config {
             mount_port: 0,
             portmap_port: Some(0),
             state_dir: None,
+            control_socket: None,
             exports: vec![Export {
                 name: name.to_string(),
                 path: dir.to_path_buf(),
@@ -338,6 +346,14 @@ impl ConfigFile {
                 },
             });
         }
+        if let Some(cs) = &self.control_socket {
+            if !cs.is_absolute() {
+                problem(
+                    "control_socket".into(),
+                    format!("{} must be an absolute path", cs.display()),
+                );
+            }
+        }
         let mut limits = crate::rpc::server::Limits::default();
         if let Some(n) = self.limits.max_connections {
             if n == 0 {
@@ -374,6 +390,11 @@ impl ConfigFile {
             mount_port: self.mount_port,
             portmap_port: self.portmap.enabled.then_some(self.portmap.port),
             state_dir: self.state_dir.clone(),
+            control_socket: Some(
+                self.control_socket
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+            ),
             exports,
             limits,
         })

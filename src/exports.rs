@@ -62,6 +62,8 @@ pub struct MountEntry {
 pub struct ExportTable {
     exports: Vec<Arc<Export>>,
     mounts: Mutex<Vec<MountEntry>>,
+    /// Clients whose MNT was refused, so each is logged once (bounded).
+    mnt_refused: Mutex<std::collections::HashSet<IpAddr>>,
 }
 
 impl ExportTable {
@@ -69,7 +71,15 @@ impl ExportTable {
         ExportTable {
             exports,
             mounts: Mutex::new(Vec::new()),
+            mnt_refused: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// True the first time a MNT from `client` is refused: refusals are
+    /// logged once per client, not once per call.
+    pub fn first_mnt_refusal(&self, client: IpAddr) -> bool {
+        let mut r = self.mnt_refused.lock().unwrap_or_else(|p| p.into_inner());
+        r.len() < 4096 && r.insert(client)
     }
 
     pub fn all(&self) -> &[Arc<Export>] {

@@ -1,4 +1,4 @@
-//! The `volnfs` command: `serve`, `check-config`.
+//! The `volnfs` command: `serve`, `check-config`, `zone-config`, `zone-setup`.
 
 use std::io::Write;
 use std::net::IpAddr;
@@ -27,6 +27,8 @@ struct Cli {
 enum LogFormat {
     Human,
     Json,
+    /// JSON lines with bunyan's fields (v, level, name, hostname, pid, time, msg).
+    Bunyan,
 }
 
 /// Names as in exports(5).
@@ -84,17 +86,42 @@ enum Cmd {
     },
     /// Validate a config file and report every problem with its key.
     CheckConfig { file: PathBuf },
+    /// Write a config from zone metadata (every boot; see image/README.md).
+    ZoneConfig {
+        /// JSON object of metadata key -> value, as mdata-get printed it.
+        #[arg(long)]
+        metadata: PathBuf,
+        /// The config file to write (replaced atomically).
+        #[arg(long)]
+        out: PathBuf,
+        /// Where the delegated dataset is mounted.
+        #[arg(long, default_value = volnfs::zone::EXPORTS_ROOT)]
+        exports_root: PathBuf,
+    },
+    /// Prepare the delegated dataset (first boot; safe to repeat).
+    ZoneSetup {
+        #[arg(long)]
+        metadata: PathBuf,
+        /// The zfs command, by absolute path.
+        #[arg(long, default_value = volnfs::zfs::DEFAULT_ZFS_PATH)]
+        zfs: PathBuf,
+        #[arg(long, default_value = volnfs::zone::EXPORTS_ROOT)]
+        exports_root: PathBuf,
+    },
 }
 
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    if let LogFormat::Bunyan = format {
+        return volnfs::logging::init_bunyan("volnfs", filter);
+    }
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match format {
-        LogFormat::Human => b.init(),
         LogFormat::Json => b.json().flatten_event(true).init(),
+        LogFormat::Human | LogFormat::Bunyan => b.init(),
     }
 }
 
@@ -174,6 +201,7 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         mount_port: z.mount_port.unwrap_or(mount_default),
         portmap_port,
         state_dir: Some(state_dir),
+        control_socket: None,
         exports: vec![config::Export {
             name,
             path: dir,
@@ -276,9 +304,44 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
     Ok(())
 }
 
+/// Prints a one-shot command's summary, or its error with the cause chain.
+fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) -> ExitCode {
+    match r {
+        Ok(summary) => {
+            println!("{summary}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("volnfs: {:#}", anyhow::Error::from(e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::ZoneConfig {
+            metadata,
+            out,
+            exports_root,
+        } => report(volnfs::zone::zone_config_command(
+            &metadata,
+            &exports_root,
+            &out,
+        )),
+        Cmd::ZoneSetup {
+            metadata,
+            zfs,
+            exports_root,
+        } => {
+            init_logging(LogFormat::Human);
+            report(volnfs::zone::zone_setup_command(
+                &metadata,
+                &zfs,
+                &exports_root,
+            ))
+        }
         Cmd::CheckConfig { file } => match Config::load(&file) {
             Ok(c) => {
                 println!("{}: OK ({} export(s))", file.display(), c.exports.len());

@@ -125,7 +125,11 @@ impl Mount {
             return;
         };
         let Some(rights) = export.rights_for(peer) else {
-            tracing::warn!(client = %peer, export = %export.fs.name, "MNT refused: no rule of the export admits this client");
+            if self.exports.first_mnt_refusal(peer.ip()) {
+                tracing::warn!(client = %peer, export = %export.fs.name, "MNT refused: no rule of the export admits this client (further refusals of it are not logged)");
+            } else {
+                tracing::debug!(client = %peer, export = %export.fs.name, "MNT refused");
+            }
             w.u32(MNT3ERR_ACCES);
             return;
         };

@@ -343,6 +343,8 @@ impl ExportFs {
         if !perm::may_read_data(&st, cred) {
             return (Some(st), Err(NfsStat::Acces));
         }
+        // Never allocate (or zero) more than the file can return.
+        let count = (count as u64).min(st.size.saturating_sub(offset)) as u32;
         let start = out.len();
         out.resize(start + count as usize, 0);
         let mut done = 0usize;
@@ -479,6 +481,20 @@ impl ExportFs {
             match open_at(dfd.as_fd(), &cname, flags, mode) {
                 Ok(fd) => {
                     self.chown_new(dfd.as_fd(), &cname, &dst, cred)?;
+                    if mode & 0o6000 != 0 && self.can_chown {
+                        // chown(2) cleared setuid/setgid; a local create by the
+                        // caller keeps them (setgid only for a member of the group).
+                        let gid = self.owner_gid(&dst, cred);
+                        let keep = if cred.uid == 0 || cred.in_group(gid) {
+                            mode
+                        } else {
+                            mode & !libc::S_ISGID
+                        };
+                        nix::sys::stat::fchmod(
+                            fd.as_raw_fd(),
+                            Mode::from_bits_truncate(keep as _),
+                        )?;
+                    }
                     match how {
                         CreateHow::Exclusive(v) => {
                             let (a, m) = exclusive_times(v);
@@ -916,6 +932,15 @@ impl ExportFs {
                 if !cred.in_group(a.gid.unwrap_or(st.gid)) && !st.is_dir() {
                     *m &= !libc::S_ISGID;
                 }
+            }
+            // Truncation is a write: it clears set-id bits as `write` does.
+            if a.size.is_some()
+                && a.mode.is_none()
+                && st.is_reg()
+                && (st.mode & libc::S_ISUID != 0
+                    || (st.mode & libc::S_ISGID != 0 && st.mode & 0o010 != 0))
+            {
+                a.mode = Some(st.mode & 0o7777 & !(libc::S_ISUID | libc::S_ISGID));
             }
         }
         let res = match &located {

@@ -134,6 +134,12 @@ impl Program for Nfs3 {
         (VERSION, VERSION)
     }
 
+    /// Every procedure that changes the export is non-idempotent (knfsd caches the
+    /// same set): a retransmitted REMOVE must get its original OK, not NOENT.
+    fn replay_cached(&self, vers: u32, proc_: u32) -> bool {
+        vers == VERSION && PROCS.get(proc_ as usize).is_some_and(|p| p.writes)
+    }
+
     async fn call(
         &self,
         ctx: &CallContext,

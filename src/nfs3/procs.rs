@@ -173,7 +173,6 @@ fn read(req: &Request<'_>, r: &mut Reader<'_>, w: &mut Writer) -> ProcResult {
     // straight into the reply buffer behind them and patch the header: the
     // data is copied once, from the page cache into the reply.
     let start = w.len();
-    w.buf.reserve(x::POST_OP_ATTR_LEN + 16 + count as usize + 4);
     status(w, NfsStat::Ok);
     let attr_at = w.len();
     w.buf.resize(attr_at + x::POST_OP_ATTR_LEN + 12, 0);

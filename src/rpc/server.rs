@@ -7,8 +7,9 @@
 //! connections is bounded by a server-wide semaphore. Connections from
 //! addresses that no export admits are closed at accept time.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
@@ -54,6 +55,8 @@ pub struct Transports {
     pub admit: Admission,
     pub connections: Arc<Semaphore>,
     pub shutdown: watch::Receiver<bool>,
+    /// Addresses already logged as refused.
+    pub refused: Arc<Mutex<HashSet<IpAddr>>>,
 }
 
 impl Transports {
@@ -83,7 +86,7 @@ impl Transports {
             };
             let peer = canonical_addr(peer);
             if !(self.admit)(peer.ip()) {
-                debug!(%peer, "connection from an address no export admits: closed");
+                self.log_refusal(peer);
                 drop(stream);
                 continue;
             }
@@ -163,6 +166,16 @@ impl Transports {
         let _ = writer.await;
     }
 
+    /// Logs a refused client once per address (bounded), not once per packet.
+    fn log_refusal(&self, peer: SocketAddr) {
+        let mut seen = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() < 4096 && seen.insert(peer.ip()) {
+            warn!(client = %peer.ip(), "connection refused: no export admits this address (further refusals of it are not logged)");
+        } else {
+            debug!(%peer, "connection refused");
+        }
+    }
+
     pub async fn serve_udp(self, socket: UdpSocket) {
         let socket = Arc::new(socket);
         let local = socket.local_addr().ok().map(canonical_addr);
@@ -185,7 +198,11 @@ impl Transports {
                 }
             };
             let peer_c = canonical_addr(peer);
-            if n < 8 || !(self.admit)(peer_c.ip()) {
+            if n < 8 {
+                continue;
+            }
+            if !(self.admit)(peer_c.ip()) {
+                self.log_refusal(peer_c);
                 continue;
             }
             buf.truncate(n);

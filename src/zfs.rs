@@ -1,0 +1,497 @@
+//! The `zfs` command-line tool: one command runner and typed wrappers over it.
+//!
+//! Owns running `zfs` (at an absolute, configurable path, never from `$PATH`),
+//! classifying its failures, and parsing its `-H -p` output. Running and
+//! parsing are separate: [`parse_get`] and [`classify_stderr`] are pure and
+//! tested on captured output, [`ZfsCli::run`] is the only place that spawns a
+//! process. It does not decide *what* to create: that is `zone` (first boot)
+//! and, later, the dataset backend behind the control socket.
+//!
+//! The runner is synchronous (`std::process`): `zone-setup` is a one-shot
+//! command, and async callers wrap calls in `spawn_blocking`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Where illumos and most Linux distributions install the tool.
+pub const DEFAULT_ZFS_PATH: &str = "/usr/sbin/zfs";
+
+/// What kind of failure a `zfs` command reported, from its stderr (libzfs
+/// prints the errno's meaning, not the errno, and exits 1 for all of them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// EEXIST: "dataset already exists".
+    Exists,
+    /// ENOENT: "dataset does not exist", no such pool or snapshot.
+    NotFound,
+    /// EPERM/EACCES: e.g. `quota` on a zone's delegated dataset itself.
+    Permission,
+    /// EBUSY: "dataset is busy" (mounted and in use, holds).
+    Busy,
+    /// ENOSPC, including a quota set below what is already referenced.
+    NoSpace,
+    /// EDQUOT: e.g. rolling back to a snapshot larger than refquota.
+    QuotaExceeded,
+    /// A bad name, property or value.
+    Invalid,
+    Other,
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FailureKind::Exists => "already exists",
+            FailureKind::NotFound => "not found",
+            FailureKind::Permission => "permission denied",
+            FailureKind::Busy => "busy",
+            FailureKind::NoSpace => "out of space",
+            FailureKind::QuotaExceeded => "quota exceeded",
+            FailureKind::Invalid => "invalid argument",
+            FailureKind::Other => "failed",
+        })
+    }
+}
+
+/// Classifies a failed command by libzfs's messages (same text on illumos
+/// and OpenZFS: `libzfs_util.c`, `libzfs_dataset.c`).
+pub fn classify_stderr(stderr: &str) -> FailureKind {
+    let s = stderr.to_ascii_lowercase();
+    let has = |needles: &[&str]| needles.iter().any(|n| s.contains(n));
+    // Order matters: "size is less than current used or reserved space" is
+    // the ENOSPC of a quota set below usage, not a permission problem.
+    if has(&["already exists"]) {
+        FailureKind::Exists
+    } else if has(&[
+        "does not exist",
+        "no such pool",
+        "no such file or directory",
+        "could not find any snapshots",
+    ]) {
+        FailureKind::NotFound
+    } else if has(&["disk quota exceeded", "quota exceeded"]) {
+        FailureKind::QuotaExceeded
+    } else if has(&[
+        "out of space",
+        "size is less than current used or reserved space",
+        "no space left",
+    ]) {
+        FailureKind::NoSpace
+    } else if has(&["permission denied", "operation not permitted"]) {
+        FailureKind::Permission
+    } else if has(&["is busy", "device busy"]) {
+        FailureKind::Busy
+    } else if has(&[
+        "invalid property",
+        "bad numeric value",
+        "invalid character",
+        "invalid dataset name",
+        "bad property",
+        "usage:",
+    ]) {
+        FailureKind::Invalid
+    } else {
+        FailureKind::Other
+    }
+}
+
+/// A `zfs` invocation that ran and failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandFailure {
+    pub argv: Vec<String>,
+    /// Exit status; `None` when killed by a signal.
+    pub status: Option<i32>,
+    pub stderr: String,
+    pub kind: FailureKind,
+}
+
+impl fmt::Display for CommandFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let status = match self.status {
+            Some(s) => format!("exit status {s}"),
+            None => "killed by a signal".to_string(),
+        };
+        write!(
+            f,
+            "`{}` failed ({}, {status}): {}",
+            self.argv.join(" "),
+            self.kind,
+            self.stderr.trim()
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ZfsError {
+    #[error("cannot run `{}`", argv.join(" "))]
+    Spawn {
+        argv: Vec<String>,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Failed(CommandFailure),
+    #[error("unexpected output from `{}`", argv.join(" "))]
+    Parse {
+        argv: Vec<String>,
+        #[source]
+        source: ParseError,
+    },
+}
+
+impl ZfsError {
+    /// The classified failure, when the command ran and failed.
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            ZfsError::Failed(f) => Some(f.kind),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("line {line}: expected {expected} tab-separated fields, found {found}")]
+    Fields {
+        line: usize,
+        expected: usize,
+        found: usize,
+    },
+    #[error("property {property} of {dataset}: {value:?} is not a number of bytes")]
+    NotBytes {
+        dataset: String,
+        property: String,
+        value: String,
+    },
+}
+
+/// One row of `zfs get -H -p -o name,property,value,source`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PropertyRow {
+    pub name: String,
+    pub property: String,
+    pub value: String,
+    /// `local`, `default`, `inherited from X`, `-`, ...
+    pub source: String,
+}
+
+/// Parses `zfs get -H -p -o name,property,value,source` output. Values may
+/// contain spaces (but not tabs: `-H` separates fields with one tab).
+pub fn parse_get(output: &str) -> Result<Vec<PropertyRow>, ParseError> {
+    let mut rows = Vec::new();
+    for (i, line) in output.lines().enumerate() {
+        if line.is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split('\t').collect();
+        if fields.len() != 4 {
+            return Err(ParseError::Fields {
+                line: i + 1,
+                expected: 4,
+                found: fields.len(),
+            });
+        }
+        rows.push(PropertyRow {
+            name: fields[0].to_string(),
+            property: fields[1].to_string(),
+            value: fields[2].to_string(),
+            source: fields[3].to_string(),
+        });
+    }
+    Ok(rows)
+}
+
+/// The properties of one dataset, as read by [`ZfsCli::get`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DatasetProperties {
+    pub name: String,
+    values: BTreeMap<String, PropertyRow>,
+}
+
+impl DatasetProperties {
+    /// Groups parsed rows by dataset, keeping input order of datasets.
+    pub fn from_rows(rows: Vec<PropertyRow>) -> Vec<DatasetProperties> {
+        let mut out: Vec<DatasetProperties> = Vec::new();
+        for row in rows {
+            match out.iter_mut().find(|d| d.name == row.name) {
+                Some(d) => {
+                    d.values.insert(row.property.clone(), row);
+                }
+                None => {
+                    let mut d = DatasetProperties {
+                        name: row.name.clone(),
+                        values: BTreeMap::new(),
+                    };
+                    d.values.insert(row.property.clone(), row);
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    pub fn value(&self, property: &str) -> Option<&str> {
+        self.values.get(property).map(|r| r.value.as_str())
+    }
+
+    pub fn source(&self, property: &str) -> Option<&str> {
+        self.values.get(property).map(|r| r.source.as_str())
+    }
+
+    /// A size property in bytes; `None` when unset. With `-p`, "none" quotas
+    /// print as `0` (and some versions print `none` or `-`).
+    pub fn bytes(&self, property: &str) -> Result<Option<u64>, ParseError> {
+        match self.value(property) {
+            None | Some("-") | Some("none") | Some("0") => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| ParseError::NotBytes {
+                dataset: self.name.clone(),
+                property: property.to_string(),
+                value: v.to_string(),
+            }),
+        }
+    }
+}
+
+/// Validates a dataset name well enough that it cannot be taken for an
+/// option or a snapshot, before it reaches argv.
+pub fn check_dataset_name(name: &str) -> Result<(), &'static str> {
+    if name.is_empty() || name.len() > 255 {
+        return Err("must be 1 to 255 bytes");
+    }
+    if name.starts_with('-') || name.starts_with('/') || name.ends_with('/') {
+        return Err("must not start with '-' or '/' or end with '/'");
+    }
+    if name.contains("//") {
+        return Err("must not contain empty components");
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-.:/".contains(c))
+    {
+        return Err("may only contain letters, digits and _ - . : /");
+    }
+    Ok(())
+}
+
+/// The `zfs` tool at one absolute path.
+#[derive(Debug, Clone)]
+pub struct ZfsCli {
+    path: PathBuf,
+}
+
+impl Default for ZfsCli {
+    fn default() -> Self {
+        ZfsCli::new(DEFAULT_ZFS_PATH)
+    }
+}
+
+impl ZfsCli {
+    pub fn new(path: impl Into<PathBuf>) -> ZfsCli {
+        ZfsCli { path: path.into() }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The one command runner: runs `zfs ARGS` with a fixed locale (so the
+    /// messages [`classify_stderr`] reads are the C ones) and returns stdout,
+    /// or an error carrying argv, exit status and stderr.
+    pub fn run(&self, args: &[&str]) -> Result<String, ZfsError> {
+        let mut argv = vec![self.path.display().to_string()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        tracing::debug!(argv = %argv.join(" "), "running zfs");
+        let out = Command::new(&self.path)
+            .args(args)
+            .env("LC_ALL", "C")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|source| ZfsError::Spawn {
+                argv: argv.clone(),
+                source,
+            })?;
+        if out.status.success() {
+            return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        Err(ZfsError::Failed(CommandFailure {
+            kind: classify_stderr(&stderr),
+            argv,
+            status: out.status.code(),
+            stderr,
+        }))
+    }
+
+    /// `zfs get -H -p -o name,property,value,source PROPS DATASET`.
+    pub fn get(&self, dataset: &str, properties: &[&str]) -> Result<DatasetProperties, ZfsError> {
+        let props = properties.join(",");
+        let args = [
+            "get",
+            "-H",
+            "-p",
+            "-o",
+            "name,property,value,source",
+            props.as_str(),
+            dataset,
+        ];
+        let out = self.run(&args)?;
+        let argv = || {
+            std::iter::once(self.path.display().to_string())
+                .chain(args.iter().map(|a| a.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let rows = parse_get(&out).map_err(|source| ZfsError::Parse {
+            argv: argv(),
+            source,
+        })?;
+        Ok(DatasetProperties::from_rows(rows)
+            .into_iter()
+            .find(|d| d.name == dataset)
+            .unwrap_or_else(|| DatasetProperties {
+                name: dataset.to_string(),
+                values: BTreeMap::new(),
+            }))
+    }
+
+    /// `zfs create [-o prop=value]... DATASET`: the properties are set
+    /// atomically with the creation (no window without a refquota).
+    pub fn create(&self, dataset: &str, properties: &[(&str, String)]) -> Result<(), ZfsError> {
+        let opts: Vec<String> = properties.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let mut args = vec!["create"];
+        for o in &opts {
+            args.push("-o");
+            args.push(o);
+        }
+        args.push(dataset);
+        self.run(&args).map(|_| ())
+    }
+
+    /// `zfs set PROP=VALUE DATASET`.
+    pub fn set(&self, dataset: &str, property: &str, value: &str) -> Result<(), ZfsError> {
+        let pv = format!("{property}={value}");
+        self.run(&["set", &pv, dataset]).map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `zfs get -Hp -o name,property,value,source used,available,referenced,quota,refquota,usedbysnapshots tank/vols/v1`
+    /// as OpenZFS 2.1 prints it (tabs between fields).
+    const CAPTURED_GET: &str = "tank/vols/v1\tused\t41996288\t-\n\
+tank/vols/v1\tavailable\t62861312\t-\n\
+tank/vols/v1\treferenced\t41975808\t-\n\
+tank/vols/v1\tquota\t0\tdefault\n\
+tank/vols/v1\trefquota\t104857600\tlocal\n\
+tank/vols/v1\tusedbysnapshots\t20480\t-\n";
+
+    #[test]
+    fn get_output_parses_into_properties() {
+        let rows = parse_get(CAPTURED_GET).unwrap();
+        assert_eq!(rows.len(), 6);
+        let ds = DatasetProperties::from_rows(rows);
+        assert_eq!(ds.len(), 1);
+        let v1 = &ds[0];
+        assert_eq!(v1.name, "tank/vols/v1");
+        assert_eq!(v1.bytes("refquota").unwrap(), Some(104_857_600));
+        assert_eq!(v1.source("refquota"), Some("local"));
+        assert_eq!(v1.bytes("quota").unwrap(), None, "0 means none");
+        assert_eq!(v1.bytes("used").unwrap(), Some(41_996_288));
+        assert_eq!(v1.bytes("missing").unwrap(), None);
+    }
+
+    #[test]
+    fn values_with_spaces_and_inherited_sources_parse() {
+        let out = "zones/u/data/vol\tmountpoint\t/exports/my vol\tinherited from zones/u/data\n";
+        let ds = DatasetProperties::from_rows(parse_get(out).unwrap());
+        assert_eq!(ds[0].value("mountpoint"), Some("/exports/my vol"));
+        assert_eq!(
+            ds[0].source("mountpoint"),
+            Some("inherited from zones/u/data")
+        );
+    }
+
+    #[test]
+    fn malformed_get_output_is_an_error_not_a_panic() {
+        let err = parse_get("tank\tused 12\n").unwrap_err();
+        assert_eq!(
+            err,
+            ParseError::Fields {
+                line: 1,
+                expected: 4,
+                found: 2
+            }
+        );
+        let ds = DatasetProperties::from_rows(parse_get("t\trefquota\tlots\tlocal\n").unwrap());
+        assert!(ds[0].bytes("refquota").is_err());
+    }
+
+    #[test]
+    fn failures_are_classified_from_libzfs_messages() {
+        for (stderr, kind) in [
+            (
+                "cannot create 'tank/vols/v1': dataset already exists\n",
+                FailureKind::Exists,
+            ),
+            (
+                "cannot open 'tank/nope': dataset does not exist\n",
+                FailureKind::NotFound,
+            ),
+            (
+                "cannot open 'nopool/x': no such pool\n",
+                FailureKind::NotFound,
+            ),
+            (
+                "cannot set property for 'tank/vols/v1': size is less than current used or reserved space\n",
+                FailureKind::NoSpace,
+            ),
+            (
+                "cannot rollback 'zones/u/data/vol': disk quota exceeded\n",
+                FailureKind::QuotaExceeded,
+            ),
+            (
+                "cannot set property for 'zones/u/data': permission denied\n",
+                FailureKind::Permission,
+            ),
+            (
+                "cannot destroy 'tank/vols/v1': dataset is busy\n",
+                FailureKind::Busy,
+            ),
+            (
+                "cannot create 'tank/x': bad numeric value '12q'\n",
+                FailureKind::Invalid,
+            ),
+            ("something else entirely\n", FailureKind::Other),
+        ] {
+            assert_eq!(classify_stderr(stderr), kind, "{stderr}");
+        }
+    }
+
+    #[test]
+    fn dataset_names_that_could_be_options_are_refused() {
+        assert!(check_dataset_name("zones/8f2c/data/vol").is_ok());
+        for bad in ["", "-o", "/abs", "a//b", "a/", "a@snap", "a b"] {
+            assert!(check_dataset_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_runner_reports_argv_status_and_stderr() {
+        // `false` stands in for a zfs that fails: the error must carry
+        // everything needed to diagnose it.
+        let cli = ZfsCli::new("/bin/false");
+        let err = cli.run(&["get", "all", "x"]).unwrap_err();
+        let ZfsError::Failed(f) = err else {
+            panic!("expected Failed, got {err:?}")
+        };
+        assert_eq!(f.argv, ["/bin/false", "get", "all", "x"]);
+        assert_eq!(f.status, Some(1));
+        assert_eq!(f.kind, FailureKind::Other);
+
+        let missing = ZfsCli::new("/nonexistent/zfs").run(&["list"]).unwrap_err();
+        assert!(matches!(missing, ZfsError::Spawn { .. }), "{missing:?}");
+        assert!(missing.to_string().contains("/nonexistent/zfs list"));
+    }
+}
