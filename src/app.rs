@@ -6,6 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
+use std::time::Instant;
 
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
 use tokio::net::{TcpListener, UdpSocket};
@@ -13,13 +14,14 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::dataset::{Dataset, Directory};
 use crate::exports::{Export, ExportTable};
 use crate::fs::index::Store;
 use crate::fs::{ExportFs, HandleKey};
 use crate::mount::Mount;
 use crate::nfs3::Nfs3;
 use crate::portmap::Portmap;
-use crate::rpc::server::Transports;
+use crate::rpc::server::{ClientRegistry, Transports};
 use crate::rpc::{Dispatcher, Program};
 
 #[derive(Debug, thiserror::Error)]
@@ -45,9 +47,118 @@ pub enum AppError {
     },
     #[error("no listen address configured")]
     NoListenAddress,
+    #[error("starting the control socket")]
+    Control(#[source] Box<crate::control::ControlError>),
+}
+
+/// What the control socket and signal handlers act on.
+pub struct ServerState {
+    pub exports: Arc<ExportTable>,
+    pub nfs: Arc<Nfs3>,
+    pub clients: Arc<ClientRegistry>,
+    /// The volume's dataset (the first export's).
+    pub dataset: Arc<dyn Dataset>,
+    /// The config file to re-read on reload (none in zero-config mode).
+    pub config_path: Option<PathBuf>,
+    pub started: Instant,
+}
+
+impl ServerState {
+    /// Re-reads the config file: new client rules apply to the next request,
+    /// and connections from addresses no export admits any more are closed.
+    pub fn reload(&self) -> Result<serde_json::Value, String> {
+        let Some(path) = &self.config_path else {
+            return Err("zero-config mode: there is no config file to reload".into());
+        };
+        let cfg = Config::load(path).map_err(|e| crate::error_chain(&e))?;
+        let mut reloaded = Vec::new();
+        let mut ignored = Vec::new();
+        for e in &cfg.exports {
+            match self.exports.by_name(&e.name) {
+                Some(live) => {
+                    *live.policy.write().unwrap_or_else(|p| p.into_inner()) = e.policy.clone();
+                    reloaded.push(e.name.clone());
+                }
+                None => ignored.push(e.name.clone()),
+            }
+        }
+        for name in &ignored {
+            tracing::warn!(export = %name, "new export in the config: restart volnfs to serve it");
+        }
+        let closed = self.clients.close_unless(|ip| self.exports.admits(ip));
+        tracing::info!(exports = ?reloaded, closed_connections = closed, "export rules reloaded");
+        Ok(
+            serde_json::json!({"reloaded": reloaded, "needs_restart": ignored, "closed_connections": closed}),
+        )
+    }
+
+    pub fn clients_json(&self) -> Vec<serde_json::Value> {
+        let mounts = self.exports.mounts();
+        let mut out: Vec<serde_json::Value> = self
+            .clients
+            .list()
+            .into_iter()
+            .map(|(peer, since)| {
+                let since = since
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                let mounted: Vec<&str> = mounts.iter().filter(|m| m.client == peer.ip()).map(|m| m.export.as_str()).collect();
+                serde_json::json!({"address": peer.ip().to_string(), "port": peer.port(), "connected_since": since, "mounts": mounted})
+            })
+            .collect();
+        out.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
+        out
+    }
+
+    pub async fn status(&self) -> serde_json::Value {
+        let space = self.dataset.space().await.ok();
+        let snapshots = self.dataset.snapshots().await.ok().map(|s| s.len());
+        let exports: Vec<serde_json::Value> = self
+            .exports
+            .all()
+            .iter()
+            .map(|e| {
+                let p = e.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let rules: Vec<serde_json::Value> = p
+                    .rules
+                    .iter()
+                    .map(|r| serde_json::json!({"match": r.cidr.to_string(), "access": r.access, "squash": r.squash}))
+                    .collect();
+                serde_json::json!({"name": e.fs.name, "path": e.fs.path, "clients": rules})
+            })
+            .collect();
+        let procedures: serde_json::Map<String, serde_json::Value> = self
+            .nfs
+            .counts()
+            .into_iter()
+            .map(|(n, c)| (n.to_string(), c.into()))
+            .collect();
+        let mounts: Vec<serde_json::Value> = self
+            .exports
+            .mounts()
+            .into_iter()
+            .map(|m| serde_json::json!({"client": m.client.to_string(), "export": m.export}))
+            .collect();
+        serde_json::json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "uptime_seconds": self.started.elapsed().as_secs(),
+            "exports": exports,
+            "dataset": {"kind": self.dataset.kind(), "name": self.dataset.name()},
+            "size": space.map(|s| s.size),
+            "used": space.map(|s| s.used),
+            "available": space.map(|s| s.available),
+            "snapshot_count": snapshots,
+            "connected_clients": self.clients.list().len(),
+            "mounts": mounts,
+            "procedures": procedures,
+        })
+    }
 }
 
 pub struct ServerHandle {
+    pub state: Arc<ServerState>,
+    pub control_socket: Option<PathBuf>,
     nfs_addr: SocketAddr,
     mount_addr: SocketAddr,
     portmap_addr: Option<SocketAddr>,
@@ -108,7 +219,7 @@ fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, App
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             use std::io::Write;
             use std::os::unix::fs::OpenOptionsExt;
-            std::fs::create_dir_all(dir).map_err(err)?;
+            create_private_dir(dir).map_err(err)?;
             let key = HandleKey::random().map_err(err)?;
             let tmp = path.with_extension("tmp");
             let mut f = std::fs::OpenOptions::new()
@@ -127,6 +238,21 @@ fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, App
     }
 }
 
+/// Creates the state directory readable by root only: it holds the handle
+/// MAC keys (whoever reads them can forge handles) and the index.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+    }
+    Ok(())
+}
+
 /// Opens the export's persistent handle index under the state directory
 /// (in memory without one). A damaged or unreadable index is moved aside
 /// and rebuilt: it is a cache of what the tree itself says.
@@ -143,7 +269,7 @@ fn open_index(
         return Ok((Store::memory(), true));
     };
     let path = dir.join(format!("index-{export_id:08x}.redb"));
-    std::fs::create_dir_all(dir).map_err(|source| AppError::Key {
+    create_private_dir(dir).map_err(|source| AppError::Key {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -264,6 +390,15 @@ fn bind_service(
 }
 
 pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
+    start_with(config, None).await
+}
+
+/// Starts a server; `config_path` is what a reload re-reads.
+pub async fn start_with(
+    config: Config,
+    config_path: Option<PathBuf>,
+) -> Result<ServerHandle, AppError> {
+    let started = Instant::now();
     // Modes sent by clients are final: no server umask applies.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     if config.listen.is_empty() {
@@ -337,6 +472,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
         }));
     }
     let (tx, rx) = watch::channel(false);
+    let clients = Arc::new(ClientRegistry::default());
     let admit_table = table.clone();
     let transports = Transports {
         dispatcher: Dispatcher::new(programs),
@@ -345,6 +481,7 @@ pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
         connections: Arc::new(Semaphore::new(config.limits.max_connections)),
         shutdown: rx,
         refused: Default::default(),
+        clients: clients.clone(),
     };
     let mut tasks = Vec::new();
     for l in nfs_tcp.into_iter().chain(mnt_tcp).chain(pm_tcp) {
@@ -356,8 +493,39 @@ pub async fn start(config: Config) -> Result<ServerHandle, AppError> {
     for e in table.all() {
         tracing::info!(export = %e.fs.name, path = %e.fs.path.display(), "serving export");
     }
+    let dataset: Arc<dyn Dataset> = Arc::new(Directory {
+        path: config
+            .exports
+            .first()
+            .map(|e| e.path.clone())
+            .unwrap_or_default(),
+    });
+    let state = Arc::new(ServerState {
+        exports: table.clone(),
+        nfs: nfs.clone(),
+        clients,
+        dataset,
+        config_path,
+        started,
+    });
+    // Zero-config mode keeps its control socket beside its state.
+    let control_socket = config
+        .control_socket
+        .clone()
+        .or_else(|| config.state_dir.as_ref().map(|d| d.join("control.sock")));
+    if let Some(path) = &control_socket {
+        let listener = crate::control::bind(path).map_err(|e| AppError::Control(Box::new(e)))?;
+        tasks.push(tokio::spawn(crate::control::serve(
+            listener,
+            state.clone(),
+            tx.subscribe(),
+        )));
+        tracing::info!(socket = %path.display(), "control socket ready");
+    }
     tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, "volnfs ready");
     Ok(ServerHandle {
+        state,
+        control_socket,
         nfs_addr,
         mount_addr,
         portmap_addr,

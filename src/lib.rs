@@ -7,6 +7,8 @@
 pub mod access;
 pub mod app;
 pub mod config;
+pub mod control;
+pub mod dataset;
 pub mod exports;
 pub mod fs;
 pub mod logging;
@@ -17,3 +19,16 @@ pub mod rpc;
 pub mod xdr;
 pub mod zfs;
 pub mod zone;
+
+/// Formats an error with its whole cause chain ("a: b: c"), for logs and
+/// control-socket messages.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}

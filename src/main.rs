@@ -84,6 +84,19 @@ enum Cmd {
         #[arg(long, value_enum, default_value = "human")]
         log_format: LogFormat,
     },
+    /// Talk to a running server's control socket (see README "Control socket").
+    Ctl {
+        /// The control socket.
+        #[arg(long, default_value = volnfs::config::DEFAULT_CONTROL_SOCKET)]
+        socket: PathBuf,
+        /// Print the whole JSON reply (for scripts).
+        #[arg(long)]
+        json: bool,
+        /// status | clients list | exports reload | snapshot create|delete|rollback NAME |
+        /// snapshot list | quota get | quota set BYTES | OP.NAME [JSON-ARGS]
+        #[arg(required = true, num_args = 1..)]
+        words: Vec<String>,
+    },
     /// Validate a config file and report every problem with its key.
     CheckConfig { file: PathBuf },
     /// Write a config from zone metadata (every boot; see image/README.md).
@@ -253,30 +266,11 @@ fn mount_hint(cfg: &Config, h: &volnfs::app::ServerHandle) -> String {
     }
 }
 
-fn reload(path: &std::path::Path, handle: &volnfs::app::ServerHandle) {
-    match Config::load(path) {
-        Ok(cfg) => {
-            for e in &cfg.exports {
-                match handle.exports.by_name(&e.name) {
-                    Some(live) => {
-                        *live.policy.write().unwrap_or_else(|p| p.into_inner()) = e.policy.clone();
-                        tracing::info!(export = %e.name, rules = e.policy.rules.len(), "export rules reloaded");
-                    }
-                    None => {
-                        tracing::warn!(export = %e.name, "new export in the config: restart volnfs to serve it")
-                    }
-                }
-            }
-        }
-        Err(e) => tracing::error!(error = %e, "reload failed; keeping the current rules"),
-    }
-}
-
 async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
-    let handle = volnfs::app::start(cfg.clone()).await?;
+    let handle = volnfs::app::start_with(cfg.clone(), config_path.clone()).await?;
     let pm = handle.portmap_addr().map(|a| a.port()).unwrap_or(0);
     {
         let mut out = std::io::stdout().lock();
@@ -293,9 +287,9 @@ async fn serve(cfg: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> 
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match &config_path {
-                Some(p) => reload(p, &handle),
-                None => tracing::info!("SIGHUP: nothing to reload in zero-config mode"),
+            _ = hup.recv() => match handle.state.reload() {
+                Ok(_) => {}
+                Err(e) => tracing::error!("SIGHUP: reload failed, keeping the current rules: {e}"),
             },
         }
     }
@@ -318,9 +312,59 @@ fn report<E: std::error::Error + Send + Sync + 'static>(r: Result<String, E>) ->
     }
 }
 
+fn ctl(socket: &std::path::Path, json: bool, words: &[String]) -> ExitCode {
+    let (op, args) = match volnfs::control::request_from_words(words) {
+        Ok(v) => v,
+        Err(usage) => {
+            eprintln!("volnfs ctl: {usage}");
+            return ExitCode::from(2);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("volnfs ctl: starting the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let reply = match rt.block_on(volnfs::control::call(socket, &op, args)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("volnfs ctl: {}", volnfs::error_chain(&e));
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = reply["ok"].as_bool() == Some(true);
+    if json {
+        println!("{reply}");
+    } else if ok {
+        print!("{}", volnfs::control::render_human(&reply["result"]));
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        if !json {
+            eprintln!(
+                "volnfs ctl: {op} failed: {} ({})",
+                reply["error"]["message"].as_str().unwrap_or("no message"),
+                reply["error"]["code"].as_str().unwrap_or("no code")
+            );
+        }
+        ExitCode::FAILURE
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
+        Cmd::Ctl {
+            socket,
+            json,
+            words,
+        } => ctl(&socket, json, &words),
         Cmd::ZoneConfig {
             metadata,
             out,

@@ -35,17 +35,23 @@ async fn retransmitted_remove_gets_the_original_reply() {
             object: common::dirop(&root, "victim"),
         };
         let call = UdpRpc::encode_call(0x5151_0002, nfs3::PROGRAM, 3, 12, &args);
-        let first = decode_reply::<REMOVE3res>(&rpc.exchange(&call).await);
+        let first_raw = rpc.exchange(&call).await;
+        let first = decode_reply::<REMOVE3res>(&first_raw);
         assert!(
             matches!(first, Nfs3Result::Ok(_)),
             "first REMOVE: {first:?}"
         );
         assert!(!server.export_dir().join("victim").exists());
 
-        let again = decode_reply::<REMOVE3res>(&rpc.exchange(&call).await);
+        let again_raw = rpc.exchange(&call).await;
+        let again = decode_reply::<REMOVE3res>(&again_raw);
         assert!(
             matches!(again, Nfs3Result::Ok(_)),
             "retransmitted REMOVE was re-executed: {again:?}"
+        );
+        assert_eq!(
+            first_raw, again_raw,
+            "the replayed reply must be byte-identical"
         );
 
         // A new xid is a new request and does see the file gone.
@@ -70,15 +76,49 @@ async fn retransmitted_guarded_create_gets_the_original_reply() {
             how: createhow3::GUARDED(sattr3::default()),
         };
         let call = UdpRpc::encode_call(0x5151_0010, nfs3::PROGRAM, 3, 8, &args);
-        let first = decode_reply::<CREATE3res>(&rpc.exchange(&call).await);
+        let first_raw = rpc.exchange(&call).await;
+        let first = decode_reply::<CREATE3res>(&first_raw);
         assert!(
             matches!(first, Nfs3Result::Ok(_)),
             "first CREATE: {first:?}"
         );
-        let again = decode_reply::<CREATE3res>(&rpc.exchange(&call).await);
+        let again_raw = rpc.exchange(&call).await;
+        let again = decode_reply::<CREATE3res>(&again_raw);
         assert!(
             matches!(again, Nfs3Result::Ok(_)),
             "retransmitted CREATE was re-executed: {again:?}"
+        );
+        assert_eq!(
+            first_raw, again_raw,
+            "the replayed reply must be byte-identical"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retransmitted_exclusive_create_gets_the_original_reply_byte_for_byte() {
+    bounded(LIMIT, async {
+        let server = TestServer::start();
+        let rpc = UdpRpc::connect(server.nfs_port).await;
+        let root = root_handle_over_udp(&rpc).await;
+        let args = CREATE3args {
+            where_: common::dirop(&root, "exclusive"),
+            how: createhow3::EXCLUSIVE(createverf3(*b"verifier")),
+        };
+        let call = UdpRpc::encode_call(0x5151_0011, nfs3::PROGRAM, 3, 8, &args);
+        let first_raw = rpc.exchange(&call).await;
+        let first = decode_reply::<CREATE3res>(&first_raw);
+        assert!(
+            matches!(first, Nfs3Result::Ok(_)),
+            "first CREATE: {first:?}"
+        );
+        // Change the file between the two: a re-execution would report new attributes.
+        std::fs::write(server.export_dir().join("exclusive"), b"changed").unwrap();
+        let again_raw = rpc.exchange(&call).await;
+        assert_eq!(
+            first_raw, again_raw,
+            "the replayed reply must be byte-identical"
         );
     })
     .await;
@@ -96,23 +136,25 @@ async fn retransmitted_rename_on_a_new_tcp_connection_gets_the_original_reply() 
             to: common::dirop(&root, "to"),
         };
         let call = UdpRpc::encode_call(0x5151_0020, nfs3::PROGRAM, 3, 14, &args);
-        let first = decode_reply::<RENAME3res>(
-            &common::tcp_exchange(server.nfs_port, &call)
-                .await
-                .expect("TCP exchange"),
-        );
+        let first_raw = common::tcp_exchange(server.nfs_port, &call)
+            .await
+            .expect("TCP exchange");
+        let first = decode_reply::<RENAME3res>(&first_raw);
         assert!(
             matches!(first, Nfs3Result::Ok(_)),
             "first RENAME: {first:?}"
         );
-        let again = decode_reply::<RENAME3res>(
-            &common::tcp_exchange(server.nfs_port, &call)
-                .await
-                .expect("TCP exchange"),
-        );
+        let again_raw = common::tcp_exchange(server.nfs_port, &call)
+            .await
+            .expect("TCP exchange");
+        let again = decode_reply::<RENAME3res>(&again_raw);
         assert!(
             matches!(again, Nfs3Result::Ok(_)),
             "RENAME retransmitted after a reconnect was re-executed: {again:?}"
+        );
+        assert_eq!(
+            first_raw, again_raw,
+            "the replayed reply must be byte-identical"
         );
         assert!(server.export_dir().join("to").exists());
     })

@@ -44,6 +44,53 @@ impl Default for Limits {
     }
 }
 
+/// The TCP connections currently open, so operators can list clients and a
+/// reload can close the connections of addresses no longer admitted.
+/// An open connection: peer, connected since, and the switch that closes it.
+type ConnEntry = (SocketAddr, std::time::SystemTime, watch::Sender<bool>);
+
+#[derive(Default)]
+pub struct ClientRegistry {
+    next: std::sync::atomic::AtomicU64,
+    conns: Mutex<std::collections::HashMap<u64, ConnEntry>>,
+}
+
+impl ClientRegistry {
+    fn register(&self, peer: SocketAddr) -> (u64, watch::Receiver<bool>) {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = watch::channel(false);
+        self.lock()
+            .insert(id, (peer, std::time::SystemTime::now(), tx));
+        (id, rx)
+    }
+
+    fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<u64, ConnEntry>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// (peer, connected since) of every open connection.
+    pub fn list(&self) -> Vec<(SocketAddr, std::time::SystemTime)> {
+        self.lock().values().map(|(p, t, _)| (*p, *t)).collect()
+    }
+
+    /// Closes every connection whose address `keep` rejects; returns how many.
+    pub fn close_unless(&self, keep: impl Fn(IpAddr) -> bool) -> usize {
+        let g = self.lock();
+        let mut n = 0;
+        for (peer, _, tx) in g.values() {
+            if !keep(peer.ip()) {
+                let _ = tx.send(true);
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
 /// Decides at accept time whether a client address may talk to us at all.
 pub type Admission = Arc<dyn Fn(IpAddr) -> bool + Send + Sync>;
 
@@ -57,6 +104,7 @@ pub struct Transports {
     pub shutdown: watch::Receiver<bool>,
     /// Addresses already logged as refused.
     pub refused: Arc<Mutex<HashSet<IpAddr>>>,
+    pub clients: Arc<ClientRegistry>,
 }
 
 impl Transports {
@@ -104,6 +152,17 @@ impl Transports {
     }
 
     async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
+        let (id, closed) = self.clients.register(peer);
+        self.serve_connection(stream, peer, closed).await;
+        self.clients.unregister(id);
+    }
+
+    async fn serve_connection(
+        &self,
+        stream: TcpStream,
+        peer: SocketAddr,
+        mut closed: watch::Receiver<bool>,
+    ) {
         let local = stream.local_addr().ok().map(canonical_addr);
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.limits.max_inflight_per_conn);
@@ -128,6 +187,10 @@ impl Transports {
                 r = tokio::time::timeout(self.limits.idle_timeout,
                         read_record(&mut rd, &mut buf, self.limits.max_record)) => r,
                 _ = shutdown.changed() => break,
+                _ = closed.changed() => {
+                    info!(%peer, "closing connection: the client is no longer admitted by any export");
+                    break;
+                }
             };
             match read {
                 Ok(Ok(true)) => {}

@@ -75,6 +75,8 @@ pub enum ZoneError {
         #[source]
         source: ZfsError,
     },
+    #[error("dataset {dataset} is not mounted at {mountpoint} (zfs mount {dataset}?)")]
+    NotMounted { dataset: String, mountpoint: String },
     #[error("dataset {dataset}: unexpected property value")]
     Property {
         dataset: String,

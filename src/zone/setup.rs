@@ -77,6 +77,15 @@ pub fn setup(
         tracing::info!(dataset = %d, mountpoint = %root, "mounting the delegated dataset");
         zfs.set(d, "mountpoint", &root).map_err(zfs_err(d))?;
     }
+    // The state directory must land on the dataset, not on the zone root
+    // beneath it (which an image upgrade replaces, taking the handle keys).
+    let mounted = zfs.get(d, &["mounted"]).map_err(zfs_err(d))?;
+    if mounted.value("mounted") != Some("yes") {
+        return Err(ZoneError::NotMounted {
+            dataset: d.clone(),
+            mountpoint: root,
+        });
+    }
     let mut out = Vec::new();
     for v in &plan.volumes {
         let ds = format!("{d}/{v}");

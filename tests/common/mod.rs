@@ -209,6 +209,11 @@ impl TestServer {
         self.export.path()
     }
 
+    /// The server's state directory (handle keys, index, control socket).
+    pub fn state_dir(&self) -> PathBuf {
+        self.scratch.path().join("state")
+    }
+
     pub fn log(&self) -> String {
         read_log_tail(&self.scratch.path().join("server.log"))
     }
