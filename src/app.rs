@@ -14,6 +14,7 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
+use crate::dataset::zfs::ZfsDataset;
 use crate::dataset::{Dataset, Directory};
 use crate::exports::{Export, ExportTable};
 use crate::fs::index::Store;
@@ -418,6 +419,7 @@ pub async fn start_with(
         exports.push(Arc::new(Export {
             fs: Arc::new(fs),
             policy: RwLock::new(e.policy.clone()),
+            gate: tokio::sync::RwLock::new(()),
         }));
     }
     let table = Arc::new(ExportTable::new(exports));
@@ -493,13 +495,20 @@ pub async fn start_with(
     for e in table.all() {
         tracing::info!(export = %e.fs.name, path = %e.fs.path.display(), "serving export");
     }
-    let dataset: Arc<dyn Dataset> = Arc::new(Directory {
-        path: config
-            .exports
-            .first()
-            .map(|e| e.path.clone())
-            .unwrap_or_default(),
-    });
+    let first = config.exports.first();
+    let dataset: Arc<dyn Dataset> = match first.and_then(|e| e.dataset.clone()) {
+        Some(name) => {
+            tracing::info!(dataset = %name, zfs = %config.zfs_path.display(), "volume is a ZFS dataset");
+            Arc::new(ZfsDataset {
+                cli: crate::zfs::ZfsCli::new(config.zfs_path.clone()),
+                name,
+                snapshot_limit: config.snapshot_limit,
+            })
+        }
+        None => Arc::new(Directory {
+            path: first.map(|e| e.path.clone()).unwrap_or_default(),
+        }),
+    };
     let state = Arc::new(ServerState {
         exports: table.clone(),
         nfs: nfs.clone(),

@@ -38,6 +38,12 @@ pub struct ConfigFile {
     /// Unix socket for `volnfs ctl` and VAPI [default: DEFAULT_CONTROL_SOCKET].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_socket: Option<PathBuf>,
+    /// Absolute path of the `zfs` tool [default: /usr/sbin/zfs].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zfs: Option<PathBuf>,
+    /// Most snapshots a volume may have (RFD 26 "Limits") [default: none].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub snapshot_limit: Option<usize>,
     pub exports: Vec<ExportFile>,
     #[serde(default)]
     pub limits: LimitsFile,
@@ -95,6 +101,11 @@ pub struct ExportFile {
     pub anongid: u32,
     #[serde(default)]
     pub secure: bool,
+    /// The ZFS dataset mounted at `path` (e.g. `zones/<uuid>/data/vol`):
+    /// enables snapshots and resizing through the control socket. Without
+    /// it the export is a plain directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -121,6 +132,7 @@ pub struct Export {
     pub name: String,
     pub path: PathBuf,
     pub policy: ExportPolicy,
+    pub dataset: Option<String>,
 }
 
 /// A validated configuration.
@@ -134,6 +146,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `None` only in zero-config mode; a config file always has one.
     pub control_socket: Option<PathBuf>,
+    pub zfs_path: PathBuf,
+    pub snapshot_limit: Option<usize>,
     pub exports: Vec<Export>,
     pub limits: crate::rpc::server::Limits,
 }
@@ -199,7 +213,10 @@ impl Config {
             portmap_port: Some(0),
             state_dir: None,
             control_socket: None,
+            zfs_path: crate::zfs::DEFAULT_ZFS_PATH.into(),
+            snapshot_limit: None,
             exports: vec![Export {
+                dataset: None,
                 name: name.to_string(),
                 path: dir.to_path_buf(),
                 policy: ExportPolicy {
@@ -335,7 +352,13 @@ impl ConfigFile {
                     }
                 }
             }
+            if let Some(ds) = &e.dataset {
+                if let Err(m) = crate::zfs::check_dataset_name(ds) {
+                    problem(key("dataset"), format!("{ds:?}: {m}"));
+                }
+            }
             exports.push(Export {
+                dataset: e.dataset.clone(),
                 name: e.name.clone(),
                 path: e.path.clone(),
                 policy: ExportPolicy {
@@ -351,6 +374,17 @@ impl ConfigFile {
                 problem(
                     "control_socket".into(),
                     format!("{} must be an absolute path", cs.display()),
+                );
+            }
+        }
+        if let Some(z) = &self.zfs {
+            if !z.is_absolute() {
+                problem(
+                    "zfs".into(),
+                    format!(
+                        "{} must be an absolute path (volnfs never searches $PATH)",
+                        z.display()
+                    ),
                 );
             }
         }
@@ -395,6 +429,11 @@ impl ConfigFile {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             ),
+            zfs_path: self
+                .zfs
+                .clone()
+                .unwrap_or_else(|| crate::zfs::DEFAULT_ZFS_PATH.into()),
+            snapshot_limit: self.snapshot_limit,
             exports,
             limits,
         })

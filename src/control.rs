@@ -300,8 +300,25 @@ async fn run(
                     Ok(json!({"deleted": name}))
                 }
                 _ => {
+                    // Quiesce the volume's export: no NFS call runs while the
+                    // dataset changes under it. Then forget every cached
+                    // descriptor and rebuild the handle index from the
+                    // rolled-back tree; handles of objects that no longer
+                    // exist turn STALE.
+                    let export = state.exports.all().first().cloned();
+                    let _quiet = match &export {
+                        Some(e) => Some(e.gate.write().await),
+                        None => None,
+                    };
+                    let started = std::time::Instant::now();
                     dataset.snapshot_rollback(name).await?;
-                    Ok(json!({"rolled_back_to": name}))
+                    if let Some(e) = &export {
+                        let fs = e.fs.clone();
+                        tokio::task::spawn_blocking(move || fs.invalidate_all())
+                            .await
+                            .map_err(|e| op_err("internal", e.to_string()))?;
+                    }
+                    Ok(json!({"rolled_back_to": name, "paused_ms": started.elapsed().as_millis() as u64}))
                 }
             }
         }

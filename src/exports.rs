@@ -14,6 +14,10 @@ use crate::rpc::msg::{Auth, AuthSys};
 pub struct Export {
     pub fs: Arc<ExportFs>,
     pub policy: RwLock<ExportPolicy>,
+    /// NFS calls hold it shared while they run; a rollback holds it
+    /// exclusively, which stops admitting calls and waits for the running
+    /// ones to finish (clients see a pause, not an error).
+    pub gate: tokio::sync::RwLock<()>,
 }
 
 impl Export {

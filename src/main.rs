@@ -215,7 +215,10 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         portmap_port,
         state_dir: Some(state_dir),
         control_socket: None,
+        zfs_path: volnfs::zfs::DEFAULT_ZFS_PATH.into(),
+        snapshot_limit: None,
         exports: vec![config::Export {
+            dataset: None,
             name,
             path: dir,
             policy: volnfs::access::ExportPolicy {

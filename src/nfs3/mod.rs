@@ -176,6 +176,9 @@ impl Program for Nfs3 {
             refuse(reply, NfsStat::RoFs, info);
             return Ok(());
         }
+        // Held for the whole call: a rollback waits for it, and waits out
+        // new calls until the dataset is back.
+        let _admitted = export.gate.read().await;
         let req = Request {
             ctx,
             export,

@@ -8,8 +8,8 @@ use crate::config::{ClientFile, ConfigFile, ExportFile, LimitsFile, PortmapFile}
 
 use super::nics::nic_addresses;
 use super::{
-    bad, keys, volume_names, Metadata, ZoneError, DEFAULT_CONTROL_SOCKET, EXPORTS_ROOT,
-    STATE_DIR_NAME,
+    bad, delegated_dataset, keys, volume_names, Metadata, ZoneError, DEFAULT_CONTROL_SOCKET,
+    EXPORTS_ROOT, STATE_DIR_NAME,
 };
 
 fn squash(md: &Metadata) -> Result<Squash, ZoneError> {
@@ -31,6 +31,7 @@ fn squash(md: &Metadata) -> Result<Squash, ZoneError> {
 pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<ConfigFile, ZoneError> {
     let addrs = nic_addresses(&md.required_json(keys::NICS)?)?;
     let volumes = volume_names(md)?;
+    let delegated = delegated_dataset(md)?;
     let squash = squash(md)?;
     let control_socket = match md.string(keys::CONTROL_SOCKET)? {
         Some(s) if !s.is_empty() => {
@@ -63,6 +64,8 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
         portmap: PortmapFile::default(),
         state_dir: Some(exports_root.join(STATE_DIR_NAME)),
         control_socket: Some(control_socket),
+        zfs: None,
+        snapshot_limit: None,
         exports: volumes
             .iter()
             .map(|v| ExportFile {
@@ -72,6 +75,9 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
                 anonuid: crate::config::NOBODY,
                 anongid: crate::config::NOBODY,
                 secure: false,
+                // What zone-setup created: snapshots and resizing through
+                // the control socket act on it.
+                dataset: Some(format!("{delegated}/{v}")),
             })
             .collect(),
         limits: LimitsFile::default(),

@@ -148,6 +148,22 @@ impl Metadata {
     }
 }
 
+/// The dataset delegated to the zone: `volnfs-delegated-dataset`, or
+/// Triton's `zones/<sdc:uuid>/data` (vmadm's `delegate_dataset`).
+pub fn delegated_dataset(md: &Metadata) -> Result<String, ZoneError> {
+    let delegated = match md.string(keys::DATASET)? {
+        Some(d) if !d.is_empty() => d,
+        _ => {
+            let zone = md.required_string(keys::ZONE_UUID)?;
+            format!("zones/{zone}/data")
+        }
+    };
+    if let Err(m) = zfs::check_dataset_name(&delegated) {
+        return Err(bad(keys::DATASET, format!("{delegated:?}: {m}")));
+    }
+    Ok(delegated)
+}
+
 /// Volume names as VAPI allows them (`^[a-zA-Z0-9][a-zA-Z0-9_.-]+$`, at most
 /// 256): each is a child dataset and a path component, never `.`/`..`.
 pub fn volume_names(md: &Metadata) -> Result<Vec<String>, ZoneError> {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use crate::zfs::{self, FailureKind, ZfsCli, ZfsError};
 
-use super::{bad, keys, volume_names, Metadata, ZoneError, STATE_DIR_NAME};
+use super::{bad, delegated_dataset, keys, volume_names, Metadata, ZoneError, STATE_DIR_NAME};
 
 /// What `zone-setup` needs: the delegated dataset, the volumes, their size.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,17 +17,7 @@ pub struct SetupPlan {
 }
 
 pub fn setup_plan(md: &Metadata) -> Result<SetupPlan, ZoneError> {
-    let delegated = match md.string(keys::DATASET)? {
-        Some(d) if !d.is_empty() => d,
-        _ => {
-            // Triton delegates zones/<uuid>/data to the zone (delegate_dataset).
-            let zone = md.required_string(keys::ZONE_UUID)?;
-            format!("zones/{zone}/data")
-        }
-    };
-    if let Err(m) = zfs::check_dataset_name(&delegated) {
-        return Err(bad(keys::DATASET, format!("{delegated:?}: {m}")));
-    }
+    let delegated = delegated_dataset(md)?;
     let volumes = volume_names(md)?;
     let mib: u64 = md
         .required_string(keys::SIZE_MIB)?

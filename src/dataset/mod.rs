@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub mod zfs;
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 pub struct Space {
     /// The volume size clients see (`df` total).
@@ -39,6 +41,33 @@ pub enum DatasetError {
         #[source]
         source: nix::errno::Errno,
     },
+    #[error("{op} on {dataset}")]
+    Zfs {
+        op: &'static str,
+        dataset: String,
+        #[source]
+        source: Box<crate::zfs::ZfsError>,
+    },
+    #[error("snapshot {name} exists")]
+    SnapshotExists { name: String },
+    #[error("no snapshot {name}")]
+    SnapshotNotFound { name: String },
+    #[error("{dataset} has {limit} snapshots, the configured limit: delete one first")]
+    SnapshotLimit { dataset: String, limit: usize },
+    #[error("cannot roll back to {name}: newer snapshots exist ({}); delete them first", newer.join(", "))]
+    HasNewerSnapshots { name: String, newer: Vec<String> },
+    #[error("cannot roll back to {name}: it holds more data than the volume's current size (refquota); grow the volume first")]
+    RollbackOverQuota { name: String },
+    #[error("cannot set the size of {dataset} to {requested} bytes: the volume already uses {referenced} bytes")]
+    QuotaBelowUsage {
+        dataset: String,
+        requested: u64,
+        referenced: u64,
+    },
+    #[error("{what} is busy; try again")]
+    Busy { what: String },
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl DatasetError {
@@ -47,6 +76,15 @@ impl DatasetError {
         match self {
             DatasetError::Unsupported { .. } => "unsupported",
             DatasetError::Space { .. } => "io_error",
+            DatasetError::Zfs { .. } => "zfs_error",
+            DatasetError::SnapshotExists { .. } => "snapshot_exists",
+            DatasetError::SnapshotNotFound { .. } => "snapshot_not_found",
+            DatasetError::SnapshotLimit { .. } => "snapshot_limit",
+            DatasetError::HasNewerSnapshots { .. } => "snapshot_has_newer",
+            DatasetError::RollbackOverQuota { .. } => "rollback_over_quota",
+            DatasetError::QuotaBelowUsage { .. } => "quota_below_usage",
+            DatasetError::Busy { .. } => "busy",
+            DatasetError::Internal(_) => "internal",
         }
     }
 }
