@@ -945,14 +945,25 @@ impl ExportFs {
         }
         let res = match &located {
             Located::Dir { fd, .. } => self.apply_setattr_fd(fd.as_fd(), &a),
-            Located::Other { parent, name, st } if st.is_reg() => {
+            Located::Other { parent, name, st } if st.is_reg() || st.file_type() == libc::S_IFIFO => {
                 if a.size.is_some() {
                     self.open_file(fh, true)
                         .and_then(|(f, _)| self.apply_setattr_fd(f.file.as_fd(), &a))
                 } else {
+                    // Change the object through a descriptor, and only after
+                    // checking it is still the object the handle names: a
+                    // client renaming something else over the name in between
+                    // must not redirect a root chmod/chown (O_NOFOLLOW keeps
+                    // symlinks out, the inode check keeps swaps out).
                     open_at(parent.as_fd(), name, OFlag::O_RDONLY | OFlag::O_NONBLOCK, 0)
                         .map_err(NfsStat::from)
-                        .and_then(|fd| self.apply_setattr_fd(fd.as_fd(), &a))
+                        .and_then(|fd| {
+                            let now = stat::fstat(fd.as_fd())?;
+                            if now.ino != st.ino || now.gen != st.gen {
+                                return Err(NfsStat::Stale);
+                            }
+                            self.apply_setattr_fd(fd.as_fd(), &a)
+                        })
                 }
             }
             Located::Other { parent, name, st } => (|| {
@@ -972,11 +983,25 @@ impl ExportFs {
                     if st.is_symlink() {
                         return Err(NfsStat::NotSupp);
                     }
+                    // Sockets cannot be opened. Linux (glibc >= 2.32) honours
+                    // AT_SYMLINK_NOFOLLOW here, so a swapped-in symlink is
+                    // refused; illumos has no such flag for fchmodat, so
+                    // re-check the name right before (a narrow window remains).
+                    #[cfg(target_os = "linux")]
+                    let follow = FchmodatFlags::NoFollowSymlink;
+                    #[cfg(not(target_os = "linux"))]
+                    let follow = {
+                        let now = stat::stat_at(parent.as_fd(), name)?;
+                        if now.ino != st.ino || now.is_symlink() {
+                            return Err(NfsStat::Stale);
+                        }
+                        FchmodatFlags::FollowSymlink
+                    };
                     nix::sys::stat::fchmodat(
                         Some(parent.as_raw_fd()),
                         name.as_c_str(),
                         Mode::from_bits_truncate((mode & 0o7777) as _),
-                        FchmodatFlags::FollowSymlink,
+                        follow,
                     )?;
                 }
                 if a.atime != SetTime::DontChange || a.mtime != SetTime::DontChange {
