@@ -111,6 +111,14 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(err)?;
     }
+    // A socket file someone still answers on belongs to a running server:
+    // refuse instead of stealing it. One nobody answers on is stale.
+    if std::os::unix::net::UnixStream::connect(path).is_ok() {
+        return Err(err(std::io::Error::new(
+            std::io::ErrorKind::AddrInUse,
+            "another volnfs is serving this control socket; stop it or set control_socket to another path",
+        )));
+    }
     match std::fs::remove_file(path) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -133,6 +133,10 @@ impl Server {
             "nfs_port": 0,
             "mount_port": 0,
             "portmap": {"enabled": false},
+            // Private state and control socket: never the system-wide defaults,
+            // so concurrent test servers cannot take each other's socket.
+            "state_dir": scratch.path().join("state"),
+            "control_socket": scratch.path().join("control.sock"),
             "exports": exports_json,
         });
         let config_path = scratch.path().join("volnfs.json");
