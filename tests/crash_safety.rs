@@ -356,22 +356,27 @@ async fn removed_files_handle_is_stale_even_when_its_inode_is_reused() {
         let server = TestServer::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
-        let victim = create_unchecked(&mut conn, &root, "victim").await;
-        let ino = std::fs::metadata(server.export_dir().join("victim")).unwrap().ino();
-        let res = conn.remove(&REMOVE3args { object: dirop(&root, "victim") }).await.expect("REMOVE rpc");
-        ok(res, "REMOVE victim");
-        // Create files until one gets the victim's inode number back.
-        let mut reused = None;
-        for i in 0..2000 {
-            let name = format!("new{i}");
-            let fh = create_unchecked(&mut conn, &root, &name).await;
-            if std::fs::metadata(server.export_dir().join(&name)).unwrap().ino() == ino {
-                reused = Some((name, fh));
-                break;
+        // Remove a file, then create files until one gets its inode number back. Another
+        // process creating files on the same filesystem can take the freed inode first,
+        // so a round that misses starts over with a new victim.
+        let mut found = None;
+        'rounds: for round in 0..20 {
+            let vname = format!("victim{round}");
+            let victim = create_unchecked(&mut conn, &root, &vname).await;
+            let ino = std::fs::metadata(server.export_dir().join(&vname)).unwrap().ino();
+            let res = conn.remove(&REMOVE3args { object: dirop(&root, &vname) }).await.expect("REMOVE rpc");
+            ok(res, "REMOVE victim");
+            for i in 0..200 {
+                let name = format!("new{round}-{i}");
+                let fh = create_unchecked(&mut conn, &root, &name).await;
+                if std::fs::metadata(server.export_dir().join(&name)).unwrap().ino() == ino {
+                    found = Some((victim, ino, name, fh));
+                    break 'rounds;
+                }
             }
         }
-        let (name, fresh) = reused.unwrap_or_else(|| {
-            panic!("the filesystem under the test's temp dir never reused inode {ino}; run the test on ext4/xfs")
+        let (victim, ino, name, fresh) = found.unwrap_or_else(|| {
+            panic!("the filesystem under the test's temp dir never reused a removed file's inode in 20 rounds; run the test on ext4/xfs")
         });
         let res = conn.getattr(&GETATTR3args { object: victim.clone() }).await.expect("GETATTR rpc");
         assert_eq!(

@@ -12,6 +12,7 @@
 //! This module does not know the wire format; `nfs3` translates.
 
 mod cache;
+mod groupsync;
 pub mod handle;
 pub mod index;
 mod ops;
@@ -108,6 +109,7 @@ pub struct ExportFs {
     pub can_chown: bool,
     /// Commit directory changes before replying (exports(5) `sync`).
     pub sync_namespace: bool,
+    dir_sync: groupsync::GroupSync,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,6 +221,7 @@ impl ExportFs {
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
             sync_namespace: true,
+            dir_sync: Default::default(),
         })
     }
 

@@ -250,11 +250,14 @@ impl ExportFs {
     /// does for `sync` exports (commit_metadata): a client told its CREATE
     /// succeeded must find the file after a server crash.
     /// Blocking: the NFS layer runs namespace procedures off the async workers.
-    fn commit_dir(&self, dfd: &OwnedFd, changed: bool) {
+    fn commit_dir(&self, dfd: &OwnedFd, dir_ino: u64, changed: bool) {
         if !changed || !self.sync_namespace {
             return;
         }
-        if let Err(e) = nix::unistd::fsync(dfd.as_raw_fd()) {
+        let res = self
+            .dir_sync
+            .commit(dir_ino, || nix::unistd::fsync(dfd.as_raw_fd()));
+        if let Err(e) = res {
             // illumos refuses fsync on a read-only directory descriptor;
             // ZFS there logs namespace changes in the ZIL regardless.
             if e != Errno::EBADF && e != Errno::EINVAL {
@@ -553,7 +556,7 @@ impl ExportFs {
                 Err(e) => Err(e.into()),
             }
         })();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -594,7 +597,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -621,7 +624,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -660,7 +663,7 @@ impl ExportFs {
             self.remember(dir.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -714,7 +717,7 @@ impl ExportFs {
             }
             Ok(())
         })();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -782,9 +785,9 @@ impl ExportFs {
             self.remember(to_dir.ino, to, &src);
             Ok(())
         })();
-        self.commit_dir(&ffd, res.is_ok());
+        self.commit_dir(&ffd, fst.ino, res.is_ok());
         if fst.ino != tst.ino {
-            self.commit_dir(&tfd, res.is_ok());
+            self.commit_dir(&tfd, tst.ino, res.is_ok());
         }
         let fw = Self::finish_wcc(&ffd, &fst);
         let tw = Self::finish_wcc(&tfd, &tst);
@@ -820,7 +823,7 @@ impl ExportFs {
             Ok(())
         })();
         let after = self.getattr(fh).ok();
-        self.commit_dir(&dfd, res.is_ok());
+        self.commit_dir(&dfd, dst.ino, res.is_ok());
         (after, Self::finish_wcc(&dfd, &dst), res)
     }
 
@@ -945,7 +948,9 @@ impl ExportFs {
         }
         let res = match &located {
             Located::Dir { fd, .. } => self.apply_setattr_fd(fd.as_fd(), &a),
-            Located::Other { parent, name, st } if st.is_reg() || st.file_type() == libc::S_IFIFO => {
+            Located::Other { parent, name, st }
+                if st.is_reg() || st.file_type() == libc::S_IFIFO =>
+            {
                 if a.size.is_some() {
                     self.open_file(fh, true)
                         .and_then(|(f, _)| self.apply_setattr_fd(f.file.as_fd(), &a))
