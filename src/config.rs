@@ -106,6 +106,11 @@ pub struct ExportFile {
     /// it the export is a plain directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset: Option<String>,
+    /// Commit namespace changes (create, remove, rename...) to stable
+    /// storage before replying, as exports(5) `sync` [default: true].
+    /// `false` trades crash safety of just-acknowledged metadata for speed.
+    #[serde(default = "default_true")]
+    pub sync: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +138,7 @@ pub struct Export {
     pub path: PathBuf,
     pub policy: ExportPolicy,
     pub dataset: Option<String>,
+    pub sync: bool,
 }
 
 /// A validated configuration.
@@ -216,6 +222,7 @@ impl Config {
             zfs_path: crate::zfs::DEFAULT_ZFS_PATH.into(),
             snapshot_limit: None,
             exports: vec![Export {
+                sync: true,
                 dataset: None,
                 name: name.to_string(),
                 path: dir.to_path_buf(),
@@ -358,6 +365,7 @@ impl ConfigFile {
                 }
             }
             exports.push(Export {
+                sync: e.sync,
                 dataset: e.dataset.clone(),
                 name: e.name.clone(),
                 path: e.path.clone(),

@@ -74,6 +74,10 @@ enum Cmd {
         /// Export read-only.
         #[arg(long)]
         ro: bool,
+        /// Reply to namespace changes before they are on stable storage
+        /// (exports(5) `async`; faster, but a server crash can lose them).
+        #[arg(long = "async")]
+        async_namespace: bool,
         /// How caller identities map [default: no_root_squash in zero-config mode].
         #[arg(long, value_enum)]
         squash: Option<SquashArg>,
@@ -150,6 +154,7 @@ struct ZeroConfig {
     ro: bool,
     squash: Option<SquashArg>,
     state_dir: Option<PathBuf>,
+    async_namespace: bool,
 }
 
 fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
@@ -218,6 +223,7 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         zfs_path: volnfs::zfs::DEFAULT_ZFS_PATH.into(),
         snapshot_limit: None,
         exports: vec![config::Export {
+            sync: !z.async_namespace,
             dataset: None,
             name,
             path: dir,
@@ -419,6 +425,7 @@ fn main() -> ExitCode {
             ro,
             squash,
             state_dir,
+            async_namespace,
             log_format,
         } => {
             init_logging(log_format);
@@ -436,6 +443,7 @@ fn main() -> ExitCode {
                     ro,
                     squash,
                     state_dir,
+                    async_namespace,
                 }),
                 (None, None) => Err(anyhow::anyhow!("give --config FILE or --export DIR")),
             };

@@ -177,6 +177,7 @@ impl ExportFs {
         key: HandleKey,
         index: Store,
         index_complete: bool,
+        sync_namespace: bool,
     ) -> Result<ExportFs, OpenExportError> {
         let cpath = CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| {
             OpenExportError::Open {
@@ -220,7 +221,7 @@ impl ExportFs {
             dirs: Mutex::new(LruMap::new(4096)),
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
-            sync_namespace: true,
+            sync_namespace,
             dir_sync: Default::default(),
         })
     }

@@ -4,17 +4,21 @@
 //! one task per request (bounded by a per-connection semaphore, so a client
 //! that pipelines gets concurrency but cannot queue unbounded work), and a
 //! writer task that sends each reply with one `write_all`. The number of
-//! connections is bounded by a server-wide semaphore. Connections from
-//! addresses that no export admits are closed at accept time.
+//! connections is bounded by a server-wide semaphore; when every slot is
+//! taken, a new client gets the slot of the connection that has gone longest
+//! without a complete request (if quiet for at least [`EVICT_AFTER_IDLE`]), so
+//! idle or stalled (slowloris) connections cannot lock clients out.
+//! Connections from addresses that no export admits are closed at accept time.
 
 use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore, TryAcquireError};
 use tracing::{debug, info, warn, Instrument};
 
 use super::record::{read_record, set_record_mark, RecordError};
@@ -44,10 +48,38 @@ impl Default for Limits {
     }
 }
 
+/// At the connection limit, a connection without a complete request for this
+/// long may be closed to make room for a new client (the Linux NFS server
+/// likewise drops its oldest connection when over its limit).
+pub const EVICT_AFTER_IDLE: Duration = Duration::from_secs(5);
+
+/// How long a client accepted at the connection limit waits for a slot.
+const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
+
+/// Milliseconds on a process-wide monotonic clock.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Why a connection is asked to close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CloseReason {
+    Open,
+    NotAdmitted,
+    Evicted,
+}
+
 /// The TCP connections currently open, so operators can list clients and a
 /// reload can close the connections of addresses no longer admitted.
-/// An open connection: peer, connected since, and the switch that closes it.
-type ConnEntry = (SocketAddr, std::time::SystemTime, watch::Sender<bool>);
+/// An open connection: peer, connected since, the switch that closes it, and
+/// when it last completed a request or sent a reply ([`now_ms`]).
+type ConnEntry = (
+    SocketAddr,
+    std::time::SystemTime,
+    watch::Sender<CloseReason>,
+    Arc<AtomicU64>,
+);
 
 #[derive(Default)]
 pub struct ClientRegistry {
@@ -56,12 +88,29 @@ pub struct ClientRegistry {
 }
 
 impl ClientRegistry {
-    fn register(&self, peer: SocketAddr) -> (u64, watch::Receiver<bool>) {
-        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = watch::channel(false);
+    fn register(&self, peer: SocketAddr) -> (u64, watch::Receiver<CloseReason>, Arc<AtomicU64>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(CloseReason::Open);
+        let active = Arc::new(AtomicU64::new(now_ms()));
         self.lock()
-            .insert(id, (peer, std::time::SystemTime::now(), tx));
-        (id, rx)
+            .insert(id, (peer, std::time::SystemTime::now(), tx, active.clone()));
+        (id, rx, active)
+    }
+
+    /// Asks the connection that has been quiet longest to close, if it has
+    /// been quiet for at least `min_idle`. Returns its peer if one was asked.
+    fn evict_idlest(&self, min_idle: Duration) -> Option<SocketAddr> {
+        let g = self.lock();
+        let (peer, _, tx, active) = g
+            .values()
+            .filter(|e| *e.2.borrow() == CloseReason::Open)
+            .min_by_key(|e| e.3.load(Ordering::Relaxed))?;
+        let quiet = now_ms().saturating_sub(active.load(Ordering::Relaxed));
+        if quiet < min_idle.as_millis() as u64 {
+            return None;
+        }
+        let _ = tx.send(CloseReason::Evicted);
+        Some(*peer)
     }
 
     fn unregister(&self, id: u64) {
@@ -74,16 +123,16 @@ impl ClientRegistry {
 
     /// (peer, connected since) of every open connection.
     pub fn list(&self) -> Vec<(SocketAddr, std::time::SystemTime)> {
-        self.lock().values().map(|(p, t, _)| (*p, *t)).collect()
+        self.lock().values().map(|(p, t, _, _)| (*p, *t)).collect()
     }
 
     /// Closes every connection whose address `keep` rejects; returns how many.
     pub fn close_unless(&self, keep: impl Fn(IpAddr) -> bool) -> usize {
         let g = self.lock();
         let mut n = 0;
-        for (peer, _, tx) in g.values() {
+        for (peer, _, tx, _) in g.values() {
             if !keep(peer.ip()) {
-                let _ = tx.send(true);
+                let _ = tx.send(CloseReason::NotAdmitted);
                 n += 1;
             }
         }
@@ -112,13 +161,6 @@ impl Transports {
         let local = listener.local_addr().ok();
         let mut shutdown = self.shutdown.clone();
         loop {
-            let permit = tokio::select! {
-                p = self.connections.clone().acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
-                _ = shutdown.changed() => return,
-            };
             let accepted = tokio::select! {
                 a = listener.accept() => a,
                 _ = shutdown.changed() => return,
@@ -138,6 +180,24 @@ impl Transports {
                 drop(stream);
                 continue;
             }
+            let permit = match self.connections.clone().try_acquire_owned() {
+                Ok(p) => p,
+                Err(TryAcquireError::Closed) => return,
+                Err(TryAcquireError::NoPermits) => {
+                    let slot = tokio::select! {
+                        p = self.make_room() => p,
+                        _ = shutdown.changed() => return,
+                    };
+                    match slot {
+                        Some(p) => p,
+                        None => {
+                            warn!(%peer, "connection limit reached and no connection idle enough to close; refusing");
+                            drop(stream);
+                            continue;
+                        }
+                    }
+                }
+            };
             let _ = stream.set_nodelay(true);
             let t = self.clone();
             let span = tracing::debug_span!("conn", %peer);
@@ -151,9 +211,32 @@ impl Transports {
         }
     }
 
+    /// At the connection limit: closes the idlest connection (once it has
+    /// been quiet long enough) and waits for its slot, for up to
+    /// [`WAIT_FOR_SLOT`].
+    async fn make_room(&self) -> Option<OwnedSemaphorePermit> {
+        let deadline = Instant::now() + WAIT_FOR_SLOT;
+        while Instant::now() < deadline {
+            if let Some(victim) = self.clients.evict_idlest(EVICT_AFTER_IDLE) {
+                info!(%victim, "connection limit reached: closing the idlest connection");
+            }
+            match tokio::time::timeout(
+                Duration::from_millis(500),
+                self.connections.clone().acquire_owned(),
+            )
+            .await
+            {
+                Ok(Ok(p)) => return Some(p),
+                Ok(Err(_)) => return None,
+                Err(_) => {}
+            }
+        }
+        None
+    }
+
     async fn connection(&self, stream: TcpStream, peer: SocketAddr) {
-        let (id, closed) = self.clients.register(peer);
-        self.serve_connection(stream, peer, closed).await;
+        let (id, closed, active) = self.clients.register(peer);
+        self.serve_connection(stream, peer, closed, active).await;
         self.clients.unregister(id);
     }
 
@@ -161,11 +244,13 @@ impl Transports {
         &self,
         stream: TcpStream,
         peer: SocketAddr,
-        mut closed: watch::Receiver<bool>,
+        mut closed: watch::Receiver<CloseReason>,
+        active: Arc<AtomicU64>,
     ) {
         let local = stream.local_addr().ok().map(canonical_addr);
         let (mut rd, mut wr) = stream.into_split();
         let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.limits.max_inflight_per_conn);
+        let written = active.clone();
         let writer = tokio::spawn(async move {
             while let Some(mut reply) = rx.recv().await {
                 set_record_mark(&mut reply);
@@ -173,6 +258,7 @@ impl Transports {
                     debug!(error = %e, "write failed; closing");
                     break;
                 }
+                written.store(now_ms(), Ordering::Relaxed);
             }
             let _ = wr.shutdown().await;
         });
@@ -188,7 +274,11 @@ impl Transports {
                         read_record(&mut rd, &mut buf, self.limits.max_record)) => r,
                 _ = shutdown.changed() => break,
                 _ = closed.changed() => {
-                    info!(%peer, "closing connection: the client is no longer admitted by any export");
+                    if *closed.borrow() == CloseReason::NotAdmitted {
+                        info!(%peer, "closing connection: the client is no longer admitted by any export");
+                    } else {
+                        info!(%peer, "closing connection: idlest connection at the connection limit");
+                    }
                     break;
                 }
             };
@@ -208,6 +298,7 @@ impl Transports {
                     break;
                 }
             }
+            active.store(now_ms(), Ordering::Relaxed);
             if buf.len() < 8 {
                 // Not even an xid and a message type: nothing we can answer.
                 info!(%peer, len = buf.len(), "unparseable RPC record; closing connection");

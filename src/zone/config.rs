@@ -78,6 +78,7 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
                 // What zone-setup created: snapshots and resizing through
                 // the control socket act on it.
                 dataset: Some(format!("{delegated}/{v}")),
+                sync: true,
             })
             .collect(),
         limits: LimitsFile::default(),
@@ -135,6 +136,7 @@ mod tests {
         let m = md(serde_json::json!({
             "sdc:nics": [{"ip": "10.88.3.7", "netmask": "255.255.0.0", "primary": true}],
             "export-volumes": "[\"data\"]",
+            "sdc:uuid": "8f2c",
         }));
         let c = config_from_metadata(&m, Path::new("/exports")).unwrap();
         assert_eq!(c.listen, ["10.88.3.7"]);
@@ -143,6 +145,10 @@ mod tests {
         assert_eq!(c.exports[0].clients[0].match_, "10.88.0.0/16");
         assert_eq!(c.exports[0].clients[0].squash, Squash::NoRootSquash);
         assert_eq!(c.state_dir.as_deref(), Some(Path::new("/exports/.volnfs")));
+        assert_eq!(
+            c.exports[0].dataset.as_deref(),
+            Some("zones/8f2c/data/data")
+        );
         assert!(c.validate().is_ok());
     }
 
@@ -151,6 +157,7 @@ mod tests {
         let m = md(serde_json::json!({
             "sdc:nics": "[{\"ips\":[\"192.168.7.9/22\",\"fd00:7::9/64\",\"addrconf\"]}]",
             "export-volumes": ["data"],
+            "volnfs-delegated-dataset": "tank/vols",
         }));
         let c = config_from_metadata(&m, Path::new("/exports")).unwrap();
         let nets: Vec<_> = c.exports[0]
