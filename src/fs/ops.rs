@@ -349,20 +349,37 @@ impl ExportFs {
         // Never allocate (or zero) more than the file can return.
         let count = (count as u64).min(st.size.saturating_sub(offset)) as u32;
         let start = out.len();
-        out.resize(start + count as usize, 0);
+        out.reserve(count as usize);
         let mut done = 0usize;
         let res = loop {
             if done == count as usize {
                 break Ok(());
             }
-            match f
-                .file
-                .read_at(&mut out[start + done..], offset + done as u64)
-            {
-                Ok(0) => break Ok(()),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => break Err(NfsStat::from(e)),
+            // pread straight into the reply buffer's spare capacity: no
+            // zero-filling of memory the kernel is about to overwrite.
+            let spare = &mut out.spare_capacity_mut()[..count as usize - done];
+            // SAFETY: the pointer and length describe writable memory owned
+            // by `out`; pread writes at most that many bytes and we expose
+            // only the bytes it reports written.
+            let n = unsafe {
+                libc::pread(
+                    f.file.as_raw_fd(),
+                    spare.as_mut_ptr().cast(),
+                    spare.len(),
+                    (offset + done as u64) as libc::off_t,
+                )
+            };
+            match n {
+                0 => break Ok(()),
+                n if n > 0 => {
+                    done += n as usize;
+                    // SAFETY: pread initialised these n bytes.
+                    unsafe { out.set_len(start + done) };
+                }
+                _ => match Errno::last() {
+                    Errno::EINTR => continue,
+                    e => break Err(NfsStat::from(e)),
+                },
             }
         };
         out.truncate(start + done);
