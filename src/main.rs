@@ -133,8 +133,10 @@ fn init_logging(format: LogFormat) {
     if let LogFormat::Bunyan = format {
         return volnfs::logging::init_bunyan("volnfs", filter);
     }
+    // Colours only for a person at a terminal, not in SMF or boot logs.
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => b.json().flatten_event(true).init(),

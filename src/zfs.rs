@@ -379,13 +379,53 @@ mod tests {
     use super::*;
 
     /// `zfs get -Hp -o name,property,value,source used,available,referenced,quota,refquota,usedbysnapshots tank/vols/v1`
-    /// as OpenZFS 2.1 prints it (tabs between fields).
+    /// in the shape OpenZFS 2.1 prints (tabs between fields; written by hand).
     const CAPTURED_GET: &str = "tank/vols/v1\tused\t41996288\t-\n\
 tank/vols/v1\tavailable\t62861312\t-\n\
 tank/vols/v1\treferenced\t41975808\t-\n\
 tank/vols/v1\tquota\t0\tdefault\n\
 tank/vols/v1\trefquota\t104857600\tlocal\n\
 tank/vols/v1\tusedbysnapshots\t20480\t-\n";
+
+    /// Captured in the zfs-vm QEMU guest (OpenZFS 2.1.11-1+deb12u1) by
+    /// `image/test/zone-setup-on-zfs.sh`, after zone-setup and a resize.
+    const CAPTURED_ZONE_VOLUME: &str = "\
+zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data\tmountpoint\t/exports/data\tinherited from zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data
+zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data\tmounted\tyes\t-
+zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data\trefquota\t209715200\tlocal
+zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data\tquota\t0\tdefault
+zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data\tused\t24576\t-
+";
+
+    /// Same guest: stderr of three failing commands.
+    const CAPTURED_STDERR: [(&str, FailureKind); 3] = [
+        ("cannot create 'zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data': dataset already exists\n", FailureKind::Exists),
+        ("cannot open 'zones/nope': dataset does not exist\n", FailureKind::NotFound),
+        ("cannot set property for 'zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data': size is less than current used or reserved space\n", FailureKind::NoSpace),
+    ];
+
+    #[test]
+    fn output_captured_from_openzfs_parses_and_classifies() {
+        let ds = DatasetProperties::from_rows(parse_get(CAPTURED_ZONE_VOLUME).unwrap());
+        assert_eq!(ds.len(), 1);
+        let v = &ds[0];
+        assert_eq!(
+            v.name,
+            "zones/8f2c1d5e-4b7e-4f7a-9d55-0a1b2c3d4e5f/data/data"
+        );
+        assert_eq!(v.value("mountpoint"), Some("/exports/data"));
+        assert!(v
+            .source("mountpoint")
+            .unwrap()
+            .starts_with("inherited from "));
+        assert_eq!(v.value("mounted"), Some("yes"));
+        assert_eq!(v.bytes("refquota").unwrap(), Some(209_715_200));
+        assert_eq!(v.bytes("quota").unwrap(), None, "-p prints none as 0");
+        assert_eq!(v.bytes("used").unwrap(), Some(24_576));
+        for (stderr, kind) in CAPTURED_STDERR {
+            assert_eq!(classify_stderr(stderr), kind, "{stderr}");
+        }
+    }
 
     #[test]
     fn get_output_parses_into_properties() {
