@@ -52,6 +52,9 @@ pub enum AppError {
     Control(#[source] Box<crate::control::ControlError>),
 }
 
+/// How long a shutdown waits for in-flight calls.
+pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What the control socket and signal handlers act on.
 pub struct ServerState {
     pub exports: Arc<ExportTable>,
@@ -186,6 +189,17 @@ impl ServerHandle {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
+        }
+        // Connections stop reading at the signal and finish the calls they
+        // have in flight; give them a bounded time (SMF's stop timeout is
+        // longer, so we exit by ourselves with the index flushed).
+        let deadline = Instant::now() + DRAIN_LIMIT;
+        while !self.state.clients.list().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        let left = self.state.clients.list().len();
+        if left > 0 {
+            tracing::warn!(connections = left, "drain time limit reached; closing the rest");
         }
         for e in self.exports.all() {
             e.fs.close_index();

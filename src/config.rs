@@ -127,7 +127,9 @@ pub struct ClientFile {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_connections: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_inflight_per_connection: Option<usize>,
 }
 

@@ -453,7 +453,9 @@ fn main() -> ExitCode {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("volnfs: {e:#}");
-                    return ExitCode::FAILURE;
+                    // SMF_EXIT_ERR_CONFIG: restarting cannot fix a bad config,
+                    // so SMF puts the service in maintenance instead of looping.
+                    return ExitCode::from(96);
                 }
             };
             let workers = std::thread::available_parallelism()

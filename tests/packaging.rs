@@ -372,9 +372,10 @@ fn smf_start_method_names_what_the_image_installs_and_the_binary_reads() {
         "--log-format",
         fmt,
     ]));
+    // 96 = SMF_EXIT_ERR_CONFIG (a missing config is a config error, not a bad flag: 2).
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(96),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
