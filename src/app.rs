@@ -199,7 +199,10 @@ impl ServerHandle {
         }
         let left = self.state.clients.list().len();
         if left > 0 {
-            tracing::warn!(connections = left, "drain time limit reached; closing the rest");
+            tracing::warn!(
+                connections = left,
+                "drain time limit reached; closing the rest"
+            );
         }
         for e in self.exports.all() {
             e.fs.close_index();

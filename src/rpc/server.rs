@@ -53,6 +53,58 @@ impl Default for Limits {
 /// likewise drops its oldest connection when over its limit).
 pub const EVICT_AFTER_IDLE: Duration = Duration::from_secs(5);
 
+/// Request and reply bytes one TCP connection may hold, in KiB. Reading a
+/// request reserves the largest record (reply) it could need; once the reply
+/// exists the reservation shrinks to its size, and it is returned when the
+/// reply has been written. A client that stops reading its replies therefore
+/// pins at most this much, not `max_inflight_per_conn` full-size replies (the
+/// Linux server likewise stops reading a socket without room for a reply).
+const CONN_BUDGET_KIB: usize = 8 * 1024;
+
+/// KiB reserved before a request is read (most calls and replies fit).
+const BASE_RESERVE_KIB: u32 = 16;
+
+/// The most a reply to this call can take, in KiB, from its arguments: the
+/// data-returning NFS procedures say how much they want; everything else is
+/// small. Anything unparseable gets the base reservation (it will be
+/// answered with an error).
+fn reply_reservation_kib(msg: &[u8]) -> u32 {
+    use crate::xdr::Reader;
+    let Ok((h, args)) = super::msg::decode_call(msg) else {
+        return BASE_RESERVE_KIB;
+    };
+    if h.prog != crate::nfs3::PROGRAM {
+        return BASE_RESERVE_KIB;
+    }
+    let mut r = Reader::new(args);
+    let want = (|| {
+        r.opaque(64).ok()?; // file handle
+        match h.proc_ {
+            6 => {
+                r.u64().ok()?;
+                r.u32().ok()
+            }
+            16 => {
+                r.u64().ok()?;
+                r.opaque_fixed(8).ok()?;
+                r.u32().ok()
+            }
+            17 => {
+                r.u64().ok()?;
+                r.opaque_fixed(8).ok()?;
+                r.u32().ok()?;
+                r.u32().ok()
+            }
+            5 => Some(4096),
+            _ => None,
+        }
+    })();
+    match want {
+        Some(bytes) => (bytes.min(1 << 20) / 1024 + 1).max(BASE_RESERVE_KIB),
+        None => BASE_RESERVE_KIB,
+    }
+}
+
 /// How long a client accepted at the connection limit waits for a slot.
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
 
@@ -249,12 +301,19 @@ impl Transports {
     ) {
         let local = stream.local_addr().ok().map(canonical_addr);
         let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::channel::<Vec<u8>>(self.limits.max_inflight_per_conn);
+        // (reply, KiB of the connection's budget it holds)
+        let (tx, mut rx) = mpsc::channel::<(Vec<u8>, u32)>(self.limits.max_inflight_per_conn);
+        let budget = Arc::new(Semaphore::new(CONN_BUDGET_KIB));
+        let max_kib = self.limits.max_record.div_ceil(1024).min(CONN_BUDGET_KIB) as u32;
         let written = active.clone();
+        let returned = budget.clone();
         let writer = tokio::spawn(async move {
-            while let Some(mut reply) = rx.recv().await {
+            while let Some((mut reply, held)) = rx.recv().await {
                 set_record_mark(&mut reply);
-                if let Err(e) = wr.write_all(&reply).await {
+                let sent = wr.write_all(&reply).await;
+                drop(reply);
+                returned.add_permits(held as usize);
+                if let Err(e) = sent {
                     debug!(error = %e, "write failed; closing");
                     break;
                 }
@@ -269,9 +328,23 @@ impl Transports {
                 break;
             };
             let mut buf = Vec::new();
-            let read = tokio::select! {
-                r = tokio::time::timeout(self.limits.idle_timeout,
-                        read_record(&mut rd, &mut buf, self.limits.max_record)) => r,
+            let next = async {
+                // Room for a typical request and its reply first:
+                // back-pressure before reading anything.
+                let room = budget
+                    .clone()
+                    .acquire_many_owned(BASE_RESERVE_KIB)
+                    .await
+                    .ok();
+                let r = tokio::time::timeout(
+                    self.limits.idle_timeout,
+                    read_record(&mut rd, &mut buf, self.limits.max_record),
+                )
+                .await;
+                (room, r)
+            };
+            let (room, read) = tokio::select! {
+                r = next => r,
                 _ = shutdown.changed() => break,
                 _ = closed.changed() => {
                     if *closed.borrow() == CloseReason::NotAdmitted {
@@ -298,6 +371,22 @@ impl Transports {
                     break;
                 }
             }
+            let Some(mut room) = room else { break };
+            // Now that the call is known, hold what its reply can need (a
+            // 1 MiB READ needs 1 MiB, a GETATTR a few hundred bytes), so
+            // small calls keep their pipelining and large ones wait for room.
+            let need = reply_reservation_kib(&buf)
+                .max(buf.len().div_ceil(1024) as u32)
+                .min(max_kib);
+            if need > BASE_RESERVE_KIB {
+                let extra = tokio::select! {
+                    p = budget.clone().acquire_many_owned(need - BASE_RESERVE_KIB) => p.ok(),
+                    _ = shutdown.changed() => break,
+                };
+                let Some(extra) = extra else { break };
+                room.merge(extra);
+            }
+            let reserve = room.num_permits() as u32;
             active.store(now_ms(), Ordering::Relaxed);
             if buf.len() < 8 {
                 // Not even an xid and a message type: nothing we can answer.
@@ -306,10 +395,20 @@ impl Transports {
             }
             let d = self.dispatcher.clone();
             let tx = tx.clone();
+            let budget = budget.clone();
             tokio::spawn(
                 async move {
-                    if let Ok(Some(reply)) = d.dispatch(peer, local, Transport::Tcp, &buf).await {
-                        let _ = tx.send(reply).await;
+                    let reply = d.dispatch(peer, local, Transport::Tcp, &buf).await;
+                    drop(buf);
+                    if let Ok(Some(reply)) = reply {
+                        // Keep only what the reply needs until it is written.
+                        let held = (reply.len().div_ceil(1024) as u32).min(reserve);
+                        room.forget();
+                        budget.add_permits((reserve - held) as usize);
+                        if let Err(mpsc::error::SendError((_, held))) = tx.send((reply, held)).await
+                        {
+                            budget.add_permits(held as usize);
+                        }
                     }
                     drop(permit);
                 }
