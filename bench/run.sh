@@ -7,6 +7,9 @@
 #   --skip-build   do not run `cargo build --release` (use target/release/volnfs as is)
 #   --dir DIR      work directory: export dirs, server state and logs (default /var/tmp/volnfs-bench)
 #   --only X       benchmark one server only
+#   --variants     also run volnfs-async (--async: namespace changes not fsynced before the
+#                  reply, ganesha's behaviour) and volnfs-nostore (--no-state: handle index
+#                  in memory), to measure what sync metadata and the handle store cost
 #   anything else is passed to bench/harness.sh, e.g. --reps 3 --size 256M --rand-secs 5
 #                  --meta-files 2000 --tests seqwrite,null1 --warmup 1 --spin --out DIR
 #
@@ -16,7 +19,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=()
+DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=(); VARIANTS=0
 ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -24,6 +27,7 @@ while [ $# -gt 0 ]; do
     --skip-build) BUILD=0; shift;;
     --dir) DIR=$2; shift 2;;
     --only) ONLY=$2; shift 2;;
+    --variants) VARIANTS=1; shift;;
     -h|--help) sed -n 2,15p "$0"; exit 0;;
     *) ARGS+=("$1"); shift;;
   esac
@@ -41,16 +45,16 @@ fi
 make -s -C "$HERE/client"
 make -s -C "$HERE/shim"
 
-VOLNFS_PID=""
+VOLNFS_PIDS=()
 cleanup() {
-  if [ -n "$VOLNFS_PID" ]; then
-    if kill -0 "$VOLNFS_PID" 2>/dev/null; then
-      kill -TERM "$VOLNFS_PID"; wait "$VOLNFS_PID" 2>/dev/null || true
+  for pid in "${VOLNFS_PIDS[@]}"; do
+    if kill -0 "$pid" 2>/dev/null; then
+      kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     else
-      st=0; wait "$VOLNFS_PID" 2>/dev/null || st=$?
-      echo "volnfs (pid $VOLNFS_PID) died during the run: exit status $st; log: $DIR/volnfs.log" >&2
+      st=0; wait "$pid" 2>/dev/null || st=$?
+      echo "volnfs (pid $pid) died during the run: exit status $st; logs: $DIR/*.log" >&2
     fi
-  fi
+  done
   [ "$ONLY" = volnfs ] || "$HERE/ganesha.sh" stop --state "$DIR/ganesha" >/dev/null || true
 }
 trap cleanup EXIT INT TERM
@@ -66,19 +70,29 @@ fi
 if [ "$ONLY" != ganesha ]; then
   BIN=$ROOT/target/release/volnfs
   [ -x "$BIN" ] || { echo "no $BIN (drop --skip-build)" >&2; exit 1; }
-  rm -rf "$DIR/volnfs-export"; mkdir -p "$DIR/volnfs-export"
-  : > "$DIR/volnfs.out"
-  RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --export "$DIR/volnfs-export" --listen 127.0.0.1 \
-      --nfs-port $V_NFS --mount-port $V_MNT --no-portmap \
-      > "$DIR/volnfs.out" 2> "$DIR/volnfs.log" < /dev/null &
-  VOLNFS_PID=$!
-  for _ in $(seq 100); do
-    grep -q '^ready ' "$DIR/volnfs.out" && break
-    kill -0 "$VOLNFS_PID" 2>/dev/null || { echo "volnfs exited; see $DIR/volnfs.log" >&2; tail -5 "$DIR/volnfs.log" >&2; exit 1; }
-    sleep 0.1
-  done
-  grep -q '^ready ' "$DIR/volnfs.out" || { echo "volnfs not ready after 10 s" >&2; exit 1; }
-  TARGETS+=(--target "label=volnfs,nfsport=$V_NFS,mountport=$V_MNT,export=$DIR/volnfs-export,pid=$VOLNFS_PID")
+  # start_volnfs LABEL NFS_PORT MOUNT_PORT [extra serve flags...]
+  start_volnfs() {
+    local label=$1 nfs=$2 mnt=$3; shift 3
+    rm -rf "$DIR/$label-export" "$DIR/$label-state"; mkdir -p "$DIR/$label-export"
+    : > "$DIR/$label.out"
+    RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --export "$DIR/$label-export" --listen 127.0.0.1 \
+        --nfs-port "$nfs" --mount-port "$mnt" --no-portmap "$@" \
+        > "$DIR/$label.out" 2> "$DIR/$label.log" < /dev/null &
+    local pid=$!
+    VOLNFS_PIDS+=("$pid")
+    for _ in $(seq 100); do
+      grep -q '^ready ' "$DIR/$label.out" && break
+      kill -0 "$pid" 2>/dev/null || { echo "$label exited; see $DIR/$label.log" >&2; tail -5 "$DIR/$label.log" >&2; exit 1; }
+      sleep 0.1
+    done
+    grep -q '^ready ' "$DIR/$label.out" || { echo "$label not ready after 10 s" >&2; exit 1; }
+    TARGETS+=(--target "label=$label,nfsport=$nfs,mountport=$mnt,export=$DIR/$label-export,pid=$pid")
+  }
+  start_volnfs volnfs $V_NFS $V_MNT --state-dir "$DIR/volnfs-state"
+  if [ "$VARIANTS" = 1 ]; then
+    start_volnfs volnfs-async 21249 21248 --state-dir "$DIR/volnfs-async-state" --async
+    start_volnfs volnfs-nostore 21349 21348 --no-state
+  fi
 fi
 
 "$HERE/harness.sh" "${TARGETS[@]}" "${SMOKE[@]}" "${ARGS[@]}"

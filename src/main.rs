@@ -81,6 +81,10 @@ enum Cmd {
         /// How caller identities map [default: no_root_squash in zero-config mode].
         #[arg(long, value_enum)]
         squash: Option<SquashArg>,
+        /// Keep handle keys and the handle index in memory only: handles do
+        /// not survive a restart (benchmarks, throwaway servers).
+        #[arg(long, conflicts_with = "state_dir")]
+        no_state: bool,
         /// Directory for server state (handle keys and index) outside the export
         /// [default: /var/lib/volnfs/<dir>-<hash> as root, ~/.local/state/volnfs/... otherwise].
         #[arg(long)]
@@ -156,6 +160,7 @@ struct ZeroConfig {
     ro: bool,
     squash: Option<SquashArg>,
     state_dir: Option<PathBuf>,
+    no_state: bool,
     async_namespace: bool,
 }
 
@@ -207,9 +212,10 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
             None => None,
         }
     };
-    let state_dir = match z.state_dir {
-        Some(d) => d,
-        None => default_state_dir(root, &dir),
+    let state_dir = match (z.state_dir, z.no_state) {
+        (_, true) => None,
+        (Some(d), false) => Some(d),
+        (None, false) => Some(default_state_dir(root, &dir)),
     };
     Ok(Config {
         listen: if z.listen.is_empty() {
@@ -220,7 +226,7 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
         nfs_port: z.nfs_port.unwrap_or(nfs_default),
         mount_port: z.mount_port.unwrap_or(mount_default),
         portmap_port,
-        state_dir: Some(state_dir),
+        state_dir,
         control_socket: None,
         zfs_path: volnfs::zfs::DEFAULT_ZFS_PATH.into(),
         snapshot_limit: None,
@@ -427,6 +433,7 @@ fn main() -> ExitCode {
             ro,
             squash,
             state_dir,
+            no_state,
             async_namespace,
             log_format,
         } => {
@@ -445,6 +452,7 @@ fn main() -> ExitCode {
                     ro,
                     squash,
                     state_dir,
+                    no_state,
                     async_namespace,
                 }),
                 (None, None) => Err(anyhow::anyhow!("give --config FILE or --export DIR")),
