@@ -274,6 +274,63 @@ pub fn check_dataset_name(name: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// How long one `zfs` command may take before it is killed: a suspended
+/// pool makes `zfs` hang, and a control-socket caller must get an answer.
+pub const COMMAND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a command and collects its output, killing it after `limit`
+/// (the error then says so). Output is drained by threads so a command that
+/// prints more than a pipe holds cannot block.
+fn output_within(
+    cmd: &mut Command,
+    limit: std::time::Duration,
+) -> std::io::Result<std::process::Output> {
+    use std::io::Read;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let mut out_pipe = child.stdout.take();
+    let mut err_pipe = child.stderr.take();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = out_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        if let Some(p) = err_pipe.as_mut() {
+            let _ = p.read_to_end(&mut v);
+        }
+        v
+    });
+    let deadline = std::time::Instant::now() + limit;
+    let status = loop {
+        if let Some(st) = child.try_wait()? {
+            break st;
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!(
+                    "no answer within {} s; killed (is the pool suspended?)",
+                    limit.as_secs()
+                ),
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Ok(std::process::Output {
+        status,
+        stdout: out_t.join().unwrap_or_default(),
+        stderr: err_t.join().unwrap_or_default(),
+    })
+}
+
 /// The `zfs` tool at one absolute path.
 #[derive(Debug, Clone)]
 pub struct ZfsCli {
@@ -302,15 +359,17 @@ impl ZfsCli {
         let mut argv = vec![self.path.display().to_string()];
         argv.extend(args.iter().map(|a| a.to_string()));
         tracing::debug!(argv = %argv.join(" "), "running zfs");
-        let out = Command::new(&self.path)
-            .args(args)
-            .env("LC_ALL", "C")
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|source| ZfsError::Spawn {
-                argv: argv.clone(),
-                source,
-            })?;
+        let out = output_within(
+            Command::new(&self.path)
+                .args(args)
+                .env("LC_ALL", "C")
+                .stdin(std::process::Stdio::null()),
+            COMMAND_TIMEOUT,
+        )
+        .map_err(|source| ZfsError::Spawn {
+            argv: argv.clone(),
+            source,
+        })?;
         if out.status.success() {
             return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
         }
@@ -377,6 +436,28 @@ impl ZfsCli {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hanging_command_is_killed_at_the_time_limit() {
+        let t0 = std::time::Instant::now();
+        let err = output_within(
+            Command::new("sleep").arg("10"),
+            std::time::Duration::from_millis(200),
+        )
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() < std::time::Duration::from_secs(5));
+        let ok = output_within(
+            Command::new("sh").args(["-c", "seq 1 100000"]),
+            std::time::Duration::from_secs(30),
+        )
+        .unwrap();
+        assert!(ok.status.success());
+        assert!(
+            ok.stdout.len() > 500_000,
+            "large output is drained, not blocked"
+        );
+    }
 
     /// `zfs get -Hp -o name,property,value,source used,available,referenced,quota,refquota,usedbysnapshots tank/vols/v1`
     /// in the shape OpenZFS 2.1 prints (tabs between fields; written by hand).
