@@ -192,16 +192,25 @@ async fn connection(
             return Ok(());
         }
         let reply = if line.len() > MAX_LINE && !line.ends_with(b"\n") {
-            let r = error_reply(
+            // Skip the rest of the line in bounded chunks (never buffering
+            // it), answer, and carry on with the next line.
+            loop {
+                line.clear();
+                let n = (&mut rd)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut line)
+                    .await?;
+                if n == 0 || line.ends_with(b"\n") {
+                    break;
+                }
+            }
+            error_reply(
                 Value::Null,
                 op_err(
                     "line_too_long",
                     format!("request lines are limited to {MAX_LINE} bytes"),
                 ),
-            );
-            write_line(&mut wr, &r).await?;
-            // The rest of the line cannot be resynchronised cheaply: close.
-            return Ok(());
+            )
         } else if !allowed {
             tracing::warn!(peer_uid = ?uid, "control socket: peer is not root; refused");
             error_reply(
