@@ -21,6 +21,7 @@ use crate::fs::index::Store;
 use crate::fs::{ExportFs, HandleKey};
 use crate::mount::Mount;
 use crate::nfs3::Nfs3;
+use crate::nlm::{Nlm, Nsm};
 use crate::portmap::Portmap;
 use crate::rpc::server::{ClientRegistry, Transports};
 use crate::rpc::{Dispatcher, Program};
@@ -170,6 +171,8 @@ pub struct ServerHandle {
     tasks: Vec<JoinHandle<()>>,
     pub exports: Arc<ExportTable>,
     pub nfs: Arc<Nfs3>,
+    /// The lock manager, when served.
+    pub nlm: Option<Arc<Nlm>>,
 }
 
 impl ServerHandle {
@@ -206,6 +209,9 @@ impl ServerHandle {
         }
         for e in self.exports.all() {
             e.fs.close_index();
+        }
+        if let Some(nlm) = &self.nlm {
+            nlm.shutdown();
         }
     }
 }
@@ -485,9 +491,20 @@ pub async fn start_with(
             exports: table.clone(),
         }),
     ];
+    // The lock manager and its status monitor answer on the NFS port (every
+    // listener serves every program); clients find them through portmap.
+    let nlm = config.lock_grace.map(|grace| {
+        let (monitor, notify) = crate::nlm::nsm::Monitor::open(config.state_dir.as_deref());
+        let nlm = Arc::new(Nlm::new(table.clone(), monitor, grace, !notify.is_empty()));
+        (nlm, notify, grace)
+    });
+    if let Some((nlm, _, _)) = &nlm {
+        programs.push(nlm.clone());
+        programs.push(Arc::new(Nsm { nlm: nlm.clone() }));
+    }
     if portmap_addr.is_some() {
         programs.push(Arc::new(Portmap {
-            mappings: crate::portmap::mappings(nfs_addr, mount_addr, portmap_addr),
+            mappings: crate::portmap::mappings(nfs_addr, mount_addr, portmap_addr, nlm.is_some()),
             ipv6: ips.iter().any(|i| i.is_ipv6()),
         }));
     }
@@ -549,7 +566,11 @@ pub async fn start_with(
         )));
         tracing::info!(socket = %path.display(), "control socket ready");
     }
-    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, "volnfs ready");
+    let nlm = nlm.map(|(nlm, notify, grace)| {
+        nlm.start_recovery(notify, grace);
+        nlm
+    });
+    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = nlm.is_some(), "volnfs ready");
     Ok(ServerHandle {
         state,
         control_socket,
@@ -560,5 +581,6 @@ pub async fn start_with(
         tasks,
         exports: table,
         nfs,
+        nlm,
     })
 }

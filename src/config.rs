@@ -47,6 +47,8 @@ pub struct ConfigFile {
     pub exports: Vec<ExportFile>,
     #[serde(default)]
     pub limits: LimitsFile,
+    #[serde(default)]
+    pub locking: LockingFile,
 }
 
 fn default_listen() -> Vec<String> {
@@ -83,6 +85,32 @@ impl Default for PortmapFile {
         PortmapFile {
             enabled: true,
             port: DEFAULT_PORTMAP_PORT,
+        }
+    }
+}
+
+/// The lock manager (NLM v4 + NSM), served on the NFS port.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LockingFile {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// After a restart that lost locks: how long only reclaims are granted.
+    #[serde(default = "default_grace_seconds")]
+    pub grace_seconds: u64,
+}
+
+pub const DEFAULT_GRACE_SECONDS: u64 = 90;
+
+fn default_grace_seconds() -> u64 {
+    DEFAULT_GRACE_SECONDS
+}
+
+impl Default for LockingFile {
+    fn default() -> Self {
+        LockingFile {
+            enabled: true,
+            grace_seconds: DEFAULT_GRACE_SECONDS,
         }
     }
 }
@@ -158,6 +186,9 @@ pub struct Config {
     pub snapshot_limit: Option<usize>,
     pub exports: Vec<Export>,
     pub limits: crate::rpc::server::Limits,
+    /// The lock manager's grace period after a restart; `None` = no lock
+    /// manager (clients must mount with `nolock`).
+    pub lock_grace: Option<std::time::Duration>,
 }
 
 /// One problem found in a configuration.
@@ -236,6 +267,7 @@ impl Config {
                 },
             }],
             limits: Default::default(),
+            lock_grace: Some(std::time::Duration::from_secs(DEFAULT_GRACE_SECONDS)),
         }
     }
 }
@@ -425,6 +457,12 @@ impl ConfigFile {
                 }
             }
         }
+        if self.locking.grace_seconds > 3600 {
+            problem(
+                "locking.grace_seconds".into(),
+                "must be at most 3600 (clients reclaim within seconds of being told)".into(),
+            );
+        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -446,6 +484,10 @@ impl ConfigFile {
             snapshot_limit: self.snapshot_limit,
             exports,
             limits,
+            lock_grace: self
+                .locking
+                .enabled
+                .then(|| std::time::Duration::from_secs(self.locking.grace_seconds)),
         })
     }
 }

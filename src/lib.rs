@@ -14,6 +14,7 @@ pub mod fs;
 pub mod logging;
 pub mod mount;
 pub mod nfs3;
+pub mod nlm;
 pub mod portmap;
 pub mod rpc;
 pub mod xdr;

@@ -89,6 +89,12 @@ enum Cmd {
         /// [default: /var/lib/volnfs/<dir>-<hash> as root, ~/.local/state/volnfs/... otherwise].
         #[arg(long)]
         state_dir: Option<PathBuf>,
+        /// Do not serve the lock manager (NLM): clients must mount with `nolock`.
+        #[arg(long)]
+        no_lock: bool,
+        /// Seconds only lock reclaims are granted after a restart that lost locks.
+        #[arg(long, default_value_t = volnfs::config::DEFAULT_GRACE_SECONDS)]
+        lock_grace: u64,
         #[arg(long, value_enum, default_value = "human")]
         log_format: LogFormat,
     },
@@ -162,6 +168,8 @@ struct ZeroConfig {
     state_dir: Option<PathBuf>,
     no_state: bool,
     async_namespace: bool,
+    no_lock: bool,
+    lock_grace: u64,
 }
 
 fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
@@ -243,6 +251,7 @@ fn zero_config(z: ZeroConfig) -> anyhow::Result<Config> {
             },
         }],
         limits: Default::default(),
+        lock_grace: (!z.no_lock).then(|| std::time::Duration::from_secs(z.lock_grace)),
     })
 }
 
@@ -435,6 +444,8 @@ fn main() -> ExitCode {
             state_dir,
             no_state,
             async_namespace,
+            no_lock,
+            lock_grace,
             log_format,
         } => {
             init_logging(log_format);
@@ -454,6 +465,8 @@ fn main() -> ExitCode {
                     state_dir,
                     no_state,
                     async_namespace,
+                    no_lock,
+                    lock_grace,
                 }),
                 (None, None) => Err(anyhow::anyhow!("give --config FILE or --export DIR")),
             };

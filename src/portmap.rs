@@ -59,6 +59,8 @@ fn program_name(prog: u32) -> &'static str {
         PROGRAM => "portmapper",
         crate::nfs3::PROGRAM => "nfs",
         crate::mount::PROGRAM => "mountd",
+        crate::nlm::PROGRAM => "nlockmgr",
+        crate::nlm::nsm::PROGRAM => "status",
         _ => "",
     }
 }
@@ -179,8 +181,14 @@ impl Program for Portmap {
     }
 }
 
-/// The mappings for a server bound to these ports.
-pub fn mappings(nfs: SocketAddr, mount: SocketAddr, portmap: Option<SocketAddr>) -> Vec<Mapping> {
+/// The mappings for a server bound to these ports; the lock manager and
+/// status monitor, when served, share the NFS port.
+pub fn mappings(
+    nfs: SocketAddr,
+    mount: SocketAddr,
+    portmap: Option<SocketAddr>,
+    locking: bool,
+) -> Vec<Mapping> {
     let mut v = Vec::new();
     for t in [Transport::Tcp, Transport::Udp] {
         if let Some(pm) = portmap {
@@ -206,6 +214,19 @@ pub fn mappings(nfs: SocketAddr, mount: SocketAddr, portmap: Option<SocketAddr>)
                 transport: t,
                 port: mount.port(),
             });
+        }
+        if locking {
+            for (prog, vers) in [
+                (crate::nlm::PROGRAM, crate::nlm::VERSION),
+                (crate::nlm::nsm::PROGRAM, crate::nlm::nsm::VERSION),
+            ] {
+                v.push(Mapping {
+                    prog,
+                    vers,
+                    transport: t,
+                    port: nfs.port(),
+                });
+            }
         }
     }
     v

@@ -23,19 +23,7 @@ where
         return false;
     }
     let result = std::thread::spawn(move || {
-        // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's network namespace.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET) failed: {}",
-            std::io::Error::last_os_error()
-        );
-        let status = std::process::Command::new("ip")
-            .args(["link", "set", "lo", "up"])
-            .status()
-            .expect("run ip");
-        assert!(status.success(), "ip link set lo up failed");
+        common::enter_private_netns();
         let server = TestServer::start_with(ServerOptions {
             portmap_port: Some(111),
             ..Default::default()
@@ -105,6 +93,20 @@ fn rpcinfo_p_lists_nfs_and_mountd_v3_on_tcp_and_udp() {
                         .any(|r| r.len() >= 4 && r[0] == "100000" && r[1] == "2" && r[3] == "111"),
                     "portmapper v2 on 111 missing:\n{out}"
                 );
+                // The lock manager (v4) and status monitor (v1) answer on the NFS port.
+                for (prog, vers) in [("100021", "4"), ("100024", "1")] {
+                    for proto in ["tcp", "udp"] {
+                        assert!(
+                            rows.iter().any(|r| r.len() >= 4
+                                && r[0] == prog
+                                && r[1] == vers
+                                && r[2] == proto
+                                && r[3] == server.nfs_port.to_string()),
+                            "program {prog} v{vers}/{proto} on {} missing:\n{out}",
+                            server.nfs_port
+                        );
+                    }
+                }
             });
         },
     );

@@ -5,6 +5,7 @@
 //! program-level checks (export policy per procedure) belong to the programs'
 //! own dispatch tables. Handlers return values; only `server` touches sockets.
 
+pub mod client;
 pub mod drc;
 pub mod msg;
 pub mod record;

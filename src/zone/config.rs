@@ -82,6 +82,7 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
             })
             .collect(),
         limits: LimitsFile::default(),
+        locking: Default::default(),
     })
 }
 

@@ -330,6 +330,25 @@ fn read_log_tail(path: &Path) -> String {
     lines[start..].join("\n")
 }
 
+/// Moves the calling thread into a new, empty network namespace with only `lo` up.
+/// Processes it spawns and sockets it opens afterwards live there too, so a test may use
+/// port 111 and many loopback addresses without touching the host's. Needs root.
+pub fn enter_private_netns() {
+    // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's network namespace.
+    let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "unshare(CLONE_NEWNET) failed: {}",
+        std::io::Error::last_os_error()
+    );
+    let status = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status()
+        .expect("run ip");
+    assert!(status.success(), "ip link set lo up failed");
+}
+
 /// Parses `ready nfs_port=N mount_port=M portmap_port=P`.
 pub fn parse_ready_line(line: &str) -> Option<(u16, u16, u16)> {
     let mut words = line.split_whitespace();

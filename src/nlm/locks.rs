@@ -1,0 +1,577 @@
+//! The byte-range lock table behind NLM: pure data, no I/O.
+//!
+//! POSIX `fcntl` semantics (what NLM carries): a lock belongs to an owner
+//! (client address, caller name, svid — the client process), two locks
+//! conflict when their ranges overlap, their owners differ and at least one is
+//! exclusive; an owner's new lock replaces whatever that owner held in the
+//! range (upgrade, downgrade, split), and unlocking a range splits the
+//! owner's locks around it. Blocked requests wait in arrival order per file
+//! and are granted as soon as nothing conflicts; the caller is told which, so
+//! it can send the GRANTED callbacks.
+//!
+//! The table is bounded: past `max_entries` held locks plus waiters a request
+//! is refused (`NoLocks`) instead of growing memory on a client's say-so.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+
+/// Who holds a lock: the client process, as NLM names it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Owner {
+    pub client: IpAddr,
+    /// The client's `caller_name` (its host name).
+    pub caller: Vec<u8>,
+    /// The client's lock-owner id (a process or open-file id on the client).
+    pub svid: i32,
+}
+
+/// A held or requested lock over the inclusive byte range `start..=end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lock {
+    pub owner: Owner,
+    /// The client's opaque owner handle, returned to TEST callers.
+    pub oh: Vec<u8>,
+    pub exclusive: bool,
+    pub start: u64,
+    pub end: u64,
+    /// Granted to a waiter by the server, not yet confirmed by the client
+    /// (GRANTED callback answered, or the request polled again). A CANCEL of
+    /// such a lock releases it: the waiting process has gone.
+    pub unconfirmed: bool,
+}
+
+/// NLM's (offset, length) with length 0 meaning "to the end of any file",
+/// as an inclusive range; a range running past 2^64 is clamped.
+pub fn range(offset: u64, len: u64) -> (u64, u64) {
+    if len == 0 {
+        (offset, u64::MAX)
+    } else {
+        (offset, offset.saturating_add(len - 1))
+    }
+}
+
+/// The inverse of [`range`], for the holder returned by TEST.
+pub fn offset_len(start: u64, end: u64) -> (u64, u64) {
+    if end == u64::MAX {
+        (start, 0)
+    } else {
+        (start, end - start + 1)
+    }
+}
+
+impl Lock {
+    fn overlaps(&self, start: u64, end: u64) -> bool {
+        self.start <= end && start <= self.end
+    }
+
+    /// Whether `self` (held) stops `other` (requested) from being granted.
+    pub fn conflicts_with(&self, other: &Lock) -> bool {
+        self.owner != other.owner
+            && (self.exclusive || other.exclusive)
+            && self.overlaps(other.start, other.end)
+    }
+
+    fn same_request(&self, other: &Lock) -> bool {
+        self.owner == other.owner
+            && self.exclusive == other.exclusive
+            && self.start == other.start
+            && self.end == other.end
+    }
+}
+
+/// A blocked request and what the caller needs to tell its client later.
+#[derive(Debug, Clone)]
+pub struct Waiter<T> {
+    pub lock: Lock,
+    pub token: T,
+}
+
+#[derive(Debug)]
+pub enum LockResult {
+    Granted,
+    /// Held by someone else; the request did not ask to wait.
+    Denied(Lock),
+    /// Queued: the client will be called back when it is granted.
+    Blocked,
+    /// The table is full.
+    NoLocks,
+}
+
+struct FileLocks<T> {
+    held: Vec<Lock>,
+    waiting: Vec<Waiter<T>>,
+}
+
+impl<T> Default for FileLocks<T> {
+    fn default() -> Self {
+        FileLocks {
+            held: Vec::new(),
+            waiting: Vec::new(),
+        }
+    }
+}
+
+impl<T> FileLocks<T> {
+    fn conflict(&self, req: &Lock) -> Option<&Lock> {
+        self.held.iter().find(|h| h.conflicts_with(req))
+    }
+
+    /// Removes `start..=end` from the owner's locks, splitting those that
+    /// stick out on either side. Returns the change in the number of locks.
+    fn carve(&mut self, owner: &Owner, start: u64, end: u64) -> isize {
+        let before = self.held.len() as isize;
+        let mut kept = Vec::with_capacity(self.held.len() + 1);
+        for l in self.held.drain(..) {
+            if l.owner != *owner || !l.overlaps(start, end) {
+                kept.push(l);
+                continue;
+            }
+            if l.start < start {
+                kept.push(Lock {
+                    end: start - 1,
+                    ..l.clone()
+                });
+            }
+            if l.end > end {
+                kept.push(Lock {
+                    start: end + 1,
+                    ..l.clone()
+                });
+            }
+        }
+        self.held = kept;
+        self.held.len() as isize - before
+    }
+
+    /// Grants `req` (already known not to conflict): the owner's locks in
+    /// the range are replaced by it.
+    fn apply(&mut self, req: Lock) -> isize {
+        let delta = self.carve(&req.owner, req.start, req.end);
+        self.held.push(req);
+        delta + 1
+    }
+}
+
+pub struct LockTable<K, T> {
+    files: HashMap<K, FileLocks<T>>,
+    /// Held locks plus waiters, across all files.
+    entries: usize,
+    max_entries: usize,
+}
+
+impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
+    pub fn new(max_entries: usize) -> Self {
+        LockTable {
+            files: HashMap::new(),
+            entries: 0,
+            max_entries,
+        }
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    /// Number of held locks (not waiters).
+    pub fn held(&self) -> usize {
+        self.files.values().map(|f| f.held.len()).sum()
+    }
+
+    fn adjust(&mut self, delta: isize) {
+        self.entries = self.entries.saturating_add_signed(delta);
+    }
+
+    fn tidy(&mut self, key: &K) {
+        if self
+            .files
+            .get(key)
+            .is_some_and(|f| f.held.is_empty() && f.waiting.is_empty())
+        {
+            self.files.remove(key);
+        }
+    }
+
+    /// The lock that would stop `req`, if any (NLM TEST).
+    pub fn test(&self, key: &K, req: &Lock) -> Option<Lock> {
+        self.files.get(key)?.conflict(req).cloned()
+    }
+
+    /// NLM LOCK: grants `req` when nothing conflicts; otherwise queues it
+    /// when `wait` carries a callback token, or reports the holder.
+    pub fn lock(
+        &mut self,
+        key: &K,
+        req: Lock,
+        wait: Option<T>,
+    ) -> (LockResult, Vec<(K, Waiter<T>)>) {
+        let file = self.files.entry(key.clone()).or_default();
+        if let Some(holder) = file.conflict(&req) {
+            let holder = holder.clone();
+            let Some(token) = wait else {
+                self.tidy(key);
+                return (LockResult::Denied(holder), Vec::new());
+            };
+            // A client polls its blocked request again: keep one waiter.
+            if let Some(w) = file.waiting.iter_mut().find(|w| w.lock.same_request(&req)) {
+                w.token = token;
+                return (LockResult::Blocked, Vec::new());
+            }
+            if self.entries >= self.max_entries {
+                self.tidy(key);
+                return (LockResult::NoLocks, Vec::new());
+            }
+            file.waiting.push(Waiter { lock: req, token });
+            self.adjust(1);
+            return (LockResult::Blocked, Vec::new());
+        }
+        // Re-asking for a lock already held as requested is a no-op that
+        // also confirms a grant made while the client waited.
+        if let Some(h) = file.held.iter_mut().find(|h| h.same_request(&req)) {
+            h.unconfirmed = false;
+            return (LockResult::Granted, Vec::new());
+        }
+        if self.entries + 2 > self.max_entries {
+            self.tidy(key);
+            return (LockResult::NoLocks, Vec::new());
+        }
+        let before = file.waiting.len();
+        file.waiting.retain(|w| !w.lock.same_request(&req));
+        let removed = (before - file.waiting.len()) as isize;
+        let delta = file.apply(req);
+        self.adjust(delta - removed);
+        // A downgrade (exclusive → shared) can let waiters in.
+        let woken = self.wake(key);
+        (LockResult::Granted, woken)
+    }
+
+    /// NLM UNLOCK of the owner's locks in `start..=end`. Returns the waiters
+    /// this grants.
+    pub fn unlock(&mut self, key: &K, owner: &Owner, start: u64, end: u64) -> Vec<(K, Waiter<T>)> {
+        let Some(file) = self.files.get_mut(key) else {
+            return Vec::new();
+        };
+        let delta = file.carve(owner, start, end);
+        self.adjust(delta);
+        self.wake(key)
+    }
+
+    /// NLM CANCEL: drops the owner's matching waiter, or a matching lock
+    /// granted while it waited and not yet confirmed. Returns whether one
+    /// was found, and the waiters a released lock grants.
+    pub fn cancel(&mut self, key: &K, req: &Lock) -> (bool, Vec<(K, Waiter<T>)>) {
+        let Some(file) = self.files.get_mut(key) else {
+            return (false, Vec::new());
+        };
+        if let Some(i) = file.waiting.iter().position(|w| w.lock.same_request(req)) {
+            file.waiting.remove(i);
+            self.adjust(-1);
+            self.tidy(key);
+            return (true, Vec::new());
+        }
+        if let Some(i) = file
+            .held
+            .iter()
+            .position(|h| h.unconfirmed && h.same_request(req))
+        {
+            file.held.remove(i);
+            self.adjust(-1);
+            return (true, self.wake(key));
+        }
+        (false, Vec::new())
+    }
+
+    /// The client confirmed (or refused) a lock granted while it waited.
+    pub fn confirm(&mut self, key: &K, lock: &Lock, accepted: bool) -> Vec<(K, Waiter<T>)> {
+        let Some(file) = self.files.get_mut(key) else {
+            return Vec::new();
+        };
+        let Some(i) = file
+            .held
+            .iter()
+            .position(|h| h.unconfirmed && h.same_request(lock))
+        else {
+            return Vec::new();
+        };
+        if accepted {
+            file.held[i].unconfirmed = false;
+            return Vec::new();
+        }
+        file.held.remove(i);
+        self.adjust(-1);
+        self.wake(key)
+    }
+
+    /// Drops every lock and waiter of a client address (it rebooted, or
+    /// said FREE_ALL). Returns the waiters of others this grants.
+    pub fn release_client(&mut self, client: IpAddr) -> Vec<(K, Waiter<T>)> {
+        let mut removed = 0usize;
+        let mut touched = Vec::new();
+        for (key, file) in self.files.iter_mut() {
+            let before = file.held.len() + file.waiting.len();
+            file.held.retain(|l| l.owner.client != client);
+            file.waiting.retain(|w| w.lock.owner.client != client);
+            let n = before - file.held.len() - file.waiting.len();
+            if n > 0 {
+                removed += n;
+                touched.push(key.clone());
+            }
+        }
+        self.adjust(-(removed as isize));
+        let mut woken = Vec::new();
+        for key in touched {
+            woken.extend(self.wake(&key));
+        }
+        woken
+    }
+
+    /// Addresses of the clients holding at least one lock.
+    pub fn holders(&self) -> Vec<IpAddr> {
+        let mut v: Vec<IpAddr> = self
+            .files
+            .values()
+            .flat_map(|f| f.held.iter().map(|l| l.owner.client))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    /// Grants, in arrival order, every waiter of the file that no longer
+    /// conflicts; they become unconfirmed locks.
+    fn wake(&mut self, key: &K) -> Vec<(K, Waiter<T>)> {
+        let mut granted = Vec::new();
+        let mut delta = 0isize;
+        if let Some(file) = self.files.get_mut(key) {
+            let mut i = 0;
+            while i < file.waiting.len() {
+                if file.conflict(&file.waiting[i].lock).is_some() {
+                    i += 1;
+                    continue;
+                }
+                let w = file.waiting.remove(i);
+                delta -= 1;
+                let mut lock = w.lock.clone();
+                lock.unconfirmed = true;
+                delta += file.apply(lock);
+                granted.push((key.clone(), w));
+            }
+        }
+        self.adjust(delta);
+        self.tidy(key);
+        granted
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(ip: &str, svid: i32) -> Owner {
+        Owner {
+            client: ip.parse().unwrap(),
+            caller: b"host".to_vec(),
+            svid,
+        }
+    }
+
+    fn lk(o: &Owner, exclusive: bool, offset: u64, len: u64) -> Lock {
+        let (start, end) = range(offset, len);
+        Lock {
+            owner: o.clone(),
+            oh: vec![1, 2, 3],
+            exclusive,
+            start,
+            end,
+            unconfirmed: false,
+        }
+    }
+
+    type Table = LockTable<u32, &'static str>;
+
+    #[test]
+    fn exclusive_locks_of_two_owners_conflict_and_shared_ones_do_not() {
+        let (a, b) = (owner("10.0.0.1", 1), owner("10.0.0.2", 1));
+        let mut t = Table::new(100);
+        assert!(matches!(
+            t.lock(&1, lk(&a, false, 0, 10), None).0,
+            LockResult::Granted
+        ));
+        assert!(matches!(
+            t.lock(&1, lk(&b, false, 5, 10), None).0,
+            LockResult::Granted
+        ));
+        let (r, _) = t.lock(&1, lk(&b, true, 0, 1), None);
+        match r {
+            LockResult::Denied(h) => assert_eq!((h.owner, h.start, h.end), (a.clone(), 0, 9)),
+            other => panic!("{other:?}"),
+        }
+        // Another file, or a range beyond the lock, is free.
+        assert!(matches!(
+            t.lock(&2, lk(&b, true, 0, 0), None).0,
+            LockResult::Granted
+        ));
+        assert!(matches!(
+            t.lock(&1, lk(&b, true, 15, 1), None).0,
+            LockResult::Granted
+        ));
+    }
+
+    #[test]
+    fn the_same_owner_never_conflicts_with_itself_and_upgrades_in_place() {
+        let a = owner("10.0.0.1", 7);
+        let b = owner("10.0.0.1", 8); // same client, other process
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, false, 0, 100), None);
+        assert!(matches!(
+            t.lock(&1, lk(&a, true, 10, 10), None).0,
+            LockResult::Granted
+        ));
+        // a now holds shared 0..9, exclusive 10..19, shared 20..99
+        assert_eq!(t.held(), 3);
+        assert!(t.test(&1, &lk(&b, false, 0, 10)).is_none());
+        assert_eq!(t.test(&1, &lk(&b, false, 12, 1)).unwrap().start, 10);
+        assert!(t.test(&1, &lk(&b, false, 20, 80)).is_none());
+        assert!(t.test(&1, &lk(&b, true, 20, 80)).is_some());
+    }
+
+    #[test]
+    fn unlocking_the_middle_of_a_lock_splits_it() {
+        let (a, b) = (owner("10.0.0.1", 1), owner("10.0.0.2", 1));
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, true, 0, 0), None); // to EOF
+        t.unlock(&1, &a, 100, 199);
+        assert_eq!(t.held(), 2);
+        assert!(t.test(&1, &lk(&b, true, 100, 100)).is_none());
+        assert!(t.test(&1, &lk(&b, true, 99, 1)).is_some());
+        assert!(t.test(&1, &lk(&b, true, 200, 1)).is_some());
+        assert!(t.test(&1, &lk(&b, true, u64::MAX - 1, 1)).is_some());
+        t.unlock(&1, &a, 0, u64::MAX);
+        assert_eq!((t.held(), t.entries()), (0, 0));
+    }
+
+    #[test]
+    fn a_blocked_request_is_granted_in_order_when_the_holder_unlocks() {
+        let (a, b, c) = (
+            owner("10.0.0.1", 1),
+            owner("10.0.0.2", 1),
+            owner("10.0.0.3", 1),
+        );
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, true, 0, 0), None);
+        assert!(matches!(
+            t.lock(&1, lk(&b, true, 0, 0), Some("b")).0,
+            LockResult::Blocked
+        ));
+        assert!(matches!(
+            t.lock(&1, lk(&c, true, 0, 0), Some("c")).0,
+            LockResult::Blocked
+        ));
+        // polling again does not queue twice
+        assert!(matches!(
+            t.lock(&1, lk(&b, true, 0, 0), Some("b2")).0,
+            LockResult::Blocked
+        ));
+        assert_eq!(t.entries(), 3);
+        let woken = t.unlock(&1, &a, 0, u64::MAX);
+        assert_eq!(woken.len(), 1);
+        assert_eq!(woken[0].1.token, "b2");
+        assert!(t.test(&1, &lk(&c, true, 0, 0)).unwrap().unconfirmed);
+        // b polls: confirmed, still granted
+        assert!(matches!(
+            t.lock(&1, lk(&b, true, 0, 0), Some("b3")).0,
+            LockResult::Granted
+        ));
+        assert!(!t.test(&1, &lk(&c, true, 0, 0)).unwrap().unconfirmed);
+        let woken = t.unlock(&1, &b, 0, u64::MAX);
+        assert_eq!(woken[0].1.token, "c");
+    }
+
+    #[test]
+    fn cancelling_removes_a_waiter_or_an_unconfirmed_grant() {
+        let (a, b, c) = (
+            owner("10.0.0.1", 1),
+            owner("10.0.0.2", 1),
+            owner("10.0.0.3", 1),
+        );
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, true, 0, 0), None);
+        t.lock(&1, lk(&b, true, 0, 0), Some("b"));
+        t.lock(&1, lk(&c, true, 0, 0), Some("c"));
+        assert!(t.cancel(&1, &lk(&c, true, 0, 0)).0);
+        assert!(!t.cancel(&1, &lk(&c, true, 0, 0)).0);
+        let woken = t.unlock(&1, &a, 0, u64::MAX);
+        assert_eq!(woken.len(), 1);
+        // b's process went away before it heard of the grant
+        let (found, woken) = t.cancel(&1, &lk(&b, true, 0, 0));
+        assert!(found && woken.is_empty());
+        assert_eq!(t.entries(), 0);
+        // a confirmed grant is not cancelled
+        t.lock(&1, lk(&a, true, 0, 0), None);
+        assert!(!t.cancel(&1, &lk(&a, true, 0, 0)).0);
+    }
+
+    #[test]
+    fn a_refused_grant_is_released_and_passes_on() {
+        let (a, b, c) = (
+            owner("10.0.0.1", 1),
+            owner("10.0.0.2", 1),
+            owner("10.0.0.3", 1),
+        );
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, true, 0, 0), None);
+        t.lock(&1, lk(&b, true, 0, 0), Some("b"));
+        t.lock(&1, lk(&c, false, 0, 0), Some("c"));
+        let woken = t.unlock(&1, &a, 0, u64::MAX);
+        assert_eq!(woken.len(), 1);
+        let woken = t.confirm(&1, &woken[0].1.lock, false);
+        assert_eq!(woken[0].1.token, "c");
+        let woken = t.confirm(&1, &woken[0].1.lock, true);
+        assert!(woken.is_empty());
+        assert!(!t.test(&1, &lk(&a, true, 0, 0)).unwrap().unconfirmed);
+    }
+
+    #[test]
+    fn releasing_a_client_frees_its_locks_and_wakes_the_others() {
+        let (a, a2, b) = (
+            owner("10.0.0.1", 1),
+            owner("10.0.0.1", 2),
+            owner("10.0.0.2", 1),
+        );
+        let mut t = Table::new(100);
+        t.lock(&1, lk(&a, true, 0, 10), None);
+        t.lock(&2, lk(&a2, true, 0, 10), None);
+        t.lock(&2, lk(&b, true, 0, 10), Some("b"));
+        assert_eq!(t.holders(), vec![a.client]);
+        let woken = t.release_client(a.client);
+        assert_eq!(woken.len(), 1);
+        assert_eq!(t.holders(), vec![b.client]);
+        assert_eq!(t.entries(), 1);
+    }
+
+    #[test]
+    fn a_full_table_refuses_instead_of_growing() {
+        let mut t = Table::new(4);
+        let mut refused = 0;
+        for i in 0..10 {
+            let o = owner("10.0.0.1", i);
+            if matches!(
+                t.lock(&(i as u32), lk(&o, true, 0, 1), None).0,
+                LockResult::NoLocks
+            ) {
+                refused += 1;
+            }
+        }
+        assert!(t.entries() <= 4);
+        assert!(refused >= 6);
+    }
+
+    #[test]
+    fn ranges_map_zero_length_to_end_of_file_and_back() {
+        assert_eq!(range(5, 0), (5, u64::MAX));
+        assert_eq!(range(5, 1), (5, 5));
+        assert_eq!(range(u64::MAX, 10), (u64::MAX, u64::MAX));
+        assert_eq!(offset_len(5, u64::MAX), (5, 0));
+        assert_eq!(offset_len(5, 9), (5, 5));
+    }
+}

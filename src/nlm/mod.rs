@@ -1,0 +1,602 @@
+//! The network lock manager (NLM v4, program 100021; XNFS "Protocols for
+//! Interworking", chapter 10 and 14) and its status monitor (`nsm`).
+//!
+//! Clients mount with locking on (the Docker default): `fcntl` and `flock`
+//! on the mount become NLM calls, found through our portmapper at the NFS
+//! port. Locks are held in memory (`locks`); export policy applies to every
+//! call that names a file, exactly as for NFS (the handle must verify and
+//! the client's address must be admitted by the handle's export).
+//!
+//! A conflicting request that may wait gets BLOCKED and is granted in order
+//! when the holder lets go; the client is then told with a GRANTED callback
+//! to its own lock manager. Clients also poll a blocked request, so a lost
+//! callback delays a grant, it does not lose it. A grant the client refuses
+//! (its process has gone) is released at once.
+//!
+//! After a restart that lost locks, the clients that held them are notified
+//! (`nsm`) and, for `grace`, only their reclaims are granted.
+
+pub mod locks;
+pub mod nsm;
+
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use crate::exports::ExportTable;
+use crate::fs::FileHandle;
+use crate::rpc::msg::AcceptStat;
+use crate::rpc::{CallContext, Program};
+use crate::xdr::{Reader, Writer, XdrError};
+use locks::{Lock, LockResult, LockTable, Owner, Waiter};
+
+pub const PROGRAM: u32 = 100021;
+pub const VERSION: u32 = 4;
+
+/// LM_MAXSTRLEN and MAXNETOBJ_SZ.
+const MAX_STR: u32 = 1024;
+const MAX_NETOBJ: u32 = 1024;
+/// Held locks plus waiters the server keeps at most.
+const MAX_LOCKS: usize = 64 * 1024;
+const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// nlm4_stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Granted = 0,
+    Denied = 1,
+    DeniedNoLocks = 2,
+    Blocked = 3,
+    DeniedGracePeriod = 4,
+    StaleFh = 7,
+    Failed = 9,
+}
+
+const PROC_TEST: u32 = 1;
+const PROC_LOCK: u32 = 2;
+const PROC_CANCEL: u32 = 3;
+const PROC_UNLOCK: u32 = 4;
+const PROC_GRANTED: u32 = 5;
+const PROC_TEST_MSG: u32 = 6;
+const PROC_UNLOCK_MSG: u32 = 9;
+const PROC_GRANTED_MSG: u32 = 10;
+const PROC_RES_FIRST: u32 = 11;
+const PROC_GRANTED_RES: u32 = 15;
+const PROC_SHARE: u32 = 20;
+const PROC_UNSHARE: u32 = 21;
+const PROC_NM_LOCK: u32 = 22;
+const PROC_FREE_ALL: u32 = 23;
+
+/// nlm4_lock as it arrives.
+struct WireLock<'a> {
+    caller: &'a [u8],
+    fh: &'a [u8],
+    oh: &'a [u8],
+    svid: i32,
+    offset: u64,
+    len: u64,
+}
+
+fn decode_lock<'a>(r: &mut Reader<'a>) -> Result<WireLock<'a>, XdrError> {
+    Ok(WireLock {
+        caller: r.string(MAX_STR)?,
+        fh: r.opaque(MAX_NETOBJ)?,
+        oh: r.opaque(MAX_NETOBJ)?,
+        svid: r.i32()?,
+        offset: r.u64()?,
+        len: r.u64()?,
+    })
+}
+
+fn encode_lock(w: &mut Writer, l: &Lock, fh: &[u8]) {
+    let (offset, len) = locks::offset_len(l.start, l.end);
+    w.string(&l.owner.caller);
+    w.opaque(fh);
+    w.opaque(&l.oh);
+    w.i32(l.owner.svid);
+    w.u64(offset);
+    w.u64(len);
+}
+
+/// What a GRANTED callback needs: the cookie and handle of the blocked
+/// request, and the address the client sent it to.
+#[derive(Debug, Clone)]
+pub struct Callback {
+    cookie: Vec<u8>,
+    fh: Vec<u8>,
+    server: Option<IpAddr>,
+}
+
+struct Inner {
+    exports: Arc<ExportTable>,
+    table: Mutex<LockTable<FileHandle, Callback>>,
+    monitor: nsm::Monitor,
+    grace_until: Mutex<Option<Instant>>,
+}
+
+pub struct Nlm {
+    inner: Arc<Inner>,
+}
+
+/// A decoded request that passed the policy check.
+struct Request {
+    key: FileHandle,
+    lock: Lock,
+    fh: Vec<u8>,
+}
+
+impl Nlm {
+    /// `notify` are the clients to tell that we restarted; when there are
+    /// any, new locks wait for `grace` while they reclaim theirs.
+    pub fn new(
+        exports: Arc<ExportTable>,
+        monitor: nsm::Monitor,
+        grace: Duration,
+        in_grace: bool,
+    ) -> Self {
+        let grace_until = in_grace.then(|| Instant::now() + grace);
+        Nlm {
+            inner: Arc::new(Inner {
+                exports,
+                table: Mutex::new(LockTable::new(MAX_LOCKS)),
+                monitor,
+                grace_until: Mutex::new(grace_until),
+            }),
+        }
+    }
+
+    /// Sends SM_NOTIFY to every client that held locks before the restart,
+    /// and ends the grace period's bookkeeping when it is over. The tasks
+    /// end by themselves (bounded retries).
+    pub fn start_recovery(&self, notify: Vec<nsm::Peer>, grace: Duration) {
+        if notify.is_empty() {
+            return;
+        }
+        tracing::info!(clients = notify.len(), grace_seconds = grace.as_secs(), "lock recovery: notifying the clients that held locks; new locks wait for the grace period");
+        let state = self.inner.monitor.state();
+        for peer in notify {
+            tokio::spawn(async move {
+                let args = nsm::notify_args(&peer.server.to_string(), state);
+                for attempt in 0..5u32 {
+                    match crate::rpc::client::call_registered(
+                        peer.client,
+                        Some(peer.server),
+                        CALLBACK_TIMEOUT,
+                        nsm::PROGRAM,
+                        nsm::VERSION,
+                        nsm::SM_NOTIFY,
+                        &args,
+                    )
+                    .await
+                    {
+                        Ok(_) => {
+                            tracing::info!(client = %peer.client, name = %peer.name, "told the client to reclaim its locks");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(client = %peer.client, attempt, error = %crate::error_chain(&e), "reboot notification failed; will retry");
+                            tokio::time::sleep(Duration::from_secs(2 << attempt)).await;
+                        }
+                    }
+                }
+            });
+        }
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(grace).await;
+            *inner.grace_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
+            let holders = inner.table().holders();
+            inner.monitor.retain(&holders);
+            tracing::info!(holders = holders.len(), "lock recovery grace period over");
+        });
+    }
+
+    /// Locks held now (for status).
+    pub fn held(&self) -> usize {
+        self.inner.table().held()
+    }
+
+    /// Called at a clean shutdown: only clients holding locks now need to
+    /// be told at the next start.
+    pub fn shutdown(&self) {
+        let holders = self.inner.table().holders();
+        self.inner.monitor.retain(&holders);
+    }
+
+    /// A client rebooted (SM_NOTIFY) or said FREE_ALL: drop its locks.
+    pub fn client_rebooted(&self, client: IpAddr) {
+        let woken = self.inner.table().release_client(client);
+        tracing::info!(%client, "client rebooted: its locks are released");
+        self.inner.monitor.retain(&self.inner.table().holders());
+        deliver(&self.inner, woken);
+    }
+}
+
+impl Inner {
+    fn table(&self) -> std::sync::MutexGuard<'_, LockTable<FileHandle, Callback>> {
+        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn in_grace(&self) -> bool {
+        let mut g = self.grace_until.lock().unwrap_or_else(|p| p.into_inner());
+        match *g {
+            Some(t) if Instant::now() < t => true,
+            Some(_) => {
+                *g = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Applies export policy to a lock request and builds the table's view
+    /// of it. The handle must verify and name an existing object, and the
+    /// caller must be admitted by the handle's export.
+    async fn admit(
+        &self,
+        ctx: &CallContext,
+        wl: &WireLock<'_>,
+        exclusive: bool,
+    ) -> Result<Request, Stat> {
+        let (export, fh) = self
+            .exports
+            .resolve_handle(wl.fh)
+            .map_err(|_| Stat::StaleFh)?;
+        if export.rights_for(ctx.peer).is_none() {
+            tracing::debug!(peer = %ctx.peer, export = %export.fs.name, "NLM call refused by the export's client rules");
+            return Err(Stat::Failed);
+        }
+        let fs = export.fs.clone();
+        let exists = tokio::task::spawn_blocking(move || fs.getattr(&fh).is_ok())
+            .await
+            .unwrap_or(false);
+        if !exists {
+            return Err(Stat::StaleFh);
+        }
+        let (start, end) = locks::range(wl.offset, wl.len);
+        Ok(Request {
+            key: fh,
+            fh: wl.fh.to_vec(),
+            lock: Lock {
+                owner: Owner {
+                    client: ctx.peer.ip(),
+                    caller: wl.caller.to_vec(),
+                    svid: wl.svid,
+                },
+                oh: wl.oh.to_vec(),
+                exclusive,
+                start,
+                end,
+                unconfirmed: false,
+            },
+        })
+    }
+
+    async fn test(
+        &self,
+        ctx: &CallContext,
+        exclusive: bool,
+        wl: &WireLock<'_>,
+    ) -> Result<Option<Lock>, Stat> {
+        if self.in_grace() {
+            return Err(Stat::DeniedGracePeriod);
+        }
+        let req = self.admit(ctx, wl, exclusive).await?;
+        Ok(self.table().test(&req.key, &req.lock))
+    }
+
+    async fn lock(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        cookie: &[u8],
+        block: bool,
+        exclusive: bool,
+        reclaim: bool,
+        wl: &WireLock<'_>,
+    ) -> Stat {
+        if !reclaim && self.in_grace() {
+            return Stat::DeniedGracePeriod;
+        }
+        let req = match self.admit(ctx, wl, exclusive).await {
+            Ok(r) => r,
+            Err(s) => return s,
+        };
+        // Written down before the grant, so a crash right after still
+        // leads to this client being told to reclaim.
+        let peer = nsm::Peer {
+            client: ctx.peer.ip(),
+            server: ctx.local.map(|l| l.ip()).unwrap_or(ctx.peer.ip()),
+            name: String::from_utf8_lossy(wl.caller).into_owned(),
+        };
+        let inner = self.clone();
+        match tokio::task::spawn_blocking(move || inner.monitor.record(peer)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %crate::error_chain(&e), "lock refused: cannot record the lock holder for recovery (is state_dir writable?)");
+                return Stat::DeniedNoLocks;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "lock refused: recording the lock holder failed");
+                return Stat::DeniedNoLocks;
+            }
+        }
+        let wait = block.then(|| Callback {
+            cookie: cookie.to_vec(),
+            fh: req.fh.clone(),
+            server: ctx.local.map(|l| l.ip()),
+        });
+        let (result, woken) = self.table().lock(&req.key, req.lock, wait);
+        deliver(self, woken);
+        match result {
+            LockResult::Granted => Stat::Granted,
+            LockResult::Denied(_) => Stat::Denied,
+            LockResult::Blocked => Stat::Blocked,
+            LockResult::NoLocks => {
+                tracing::warn!(peer = %ctx.peer, max = MAX_LOCKS, "lock table full: lock refused");
+                Stat::DeniedNoLocks
+            }
+        }
+    }
+
+    async fn cancel(
+        self: &Arc<Self>,
+        ctx: &CallContext,
+        exclusive: bool,
+        wl: &WireLock<'_>,
+    ) -> Stat {
+        let req = match self.admit(ctx, wl, exclusive).await {
+            Ok(r) => r,
+            Err(s) => return s,
+        };
+        let (found, woken) = self.table().cancel(&req.key, &req.lock);
+        deliver(self, woken);
+        if found {
+            Stat::Granted
+        } else {
+            Stat::Denied
+        }
+    }
+
+    async fn unlock(self: &Arc<Self>, ctx: &CallContext, wl: &WireLock<'_>) -> Stat {
+        let req = match self.admit(ctx, wl, false).await {
+            Ok(r) => r,
+            Err(s) => return s,
+        };
+        let woken = self
+            .table()
+            .unlock(&req.key, &req.lock.owner, req.lock.start, req.lock.end);
+        deliver(self, woken);
+        Stat::Granted
+    }
+}
+
+/// Tells the clients whose blocked requests were just granted, each in its
+/// own task; a refused grant is released (which may grant the next).
+fn deliver(inner: &Arc<Inner>, woken: Vec<(FileHandle, Waiter<Callback>)>) {
+    for (key, w) in woken {
+        let inner = inner.clone();
+        tokio::spawn(async move {
+            let mut args = Writer::new();
+            args.opaque(&w.token.cookie);
+            args.bool(w.lock.exclusive);
+            encode_lock(&mut args, &w.lock, &w.token.fh);
+            let args = args.into_inner();
+            for attempt in 0..3u32 {
+                let res = crate::rpc::client::call_registered(
+                    w.lock.owner.client,
+                    w.token.server,
+                    CALLBACK_TIMEOUT,
+                    PROGRAM,
+                    VERSION,
+                    PROC_GRANTED,
+                    &args,
+                )
+                .await;
+                match res {
+                    Ok(body) => {
+                        let mut r = Reader::new(&body);
+                        let stat = r.opaque(MAX_NETOBJ).and_then(|_| r.u32());
+                        let accepted = stat == Ok(Stat::Granted as u32);
+                        if !accepted {
+                            tracing::debug!(client = %w.lock.owner.client, ?stat, "client refused a granted lock; releasing it");
+                        }
+                        let woken = inner.table().confirm(&key, &w.lock, accepted);
+                        deliver(&inner, woken);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::debug!(client = %w.lock.owner.client, attempt, error = %crate::error_chain(&e), "GRANTED callback failed (the client will poll)");
+                        tokio::time::sleep(Duration::from_secs(2 << attempt)).await;
+                    }
+                }
+            }
+        });
+    }
+}
+
+fn res(w: &mut Writer, cookie: &[u8], stat: Stat) {
+    w.opaque(cookie);
+    w.u32(stat as u32);
+}
+
+fn test_res(w: &mut Writer, cookie: &[u8], result: Result<Option<Lock>, Stat>) {
+    w.opaque(cookie);
+    match result {
+        Ok(None) => w.u32(Stat::Granted as u32),
+        Ok(Some(holder)) => {
+            w.u32(Stat::Denied as u32);
+            let (offset, len) = locks::offset_len(holder.start, holder.end);
+            w.bool(holder.exclusive);
+            w.i32(holder.owner.svid);
+            w.opaque(&holder.oh);
+            w.u64(offset);
+            w.u64(len);
+        }
+        Err(s) => w.u32(s as u32),
+    }
+}
+
+/// The results of one TEST/LOCK/CANCEL/UNLOCK (sync or _MSG form).
+async fn run_op(
+    inner: &Arc<Inner>,
+    ctx: &CallContext,
+    op: u32,
+    r: &mut Reader<'_>,
+    w: &mut Writer,
+) -> Result<(), XdrError> {
+    let cookie = r.opaque(MAX_NETOBJ)?;
+    match op {
+        PROC_TEST => {
+            let exclusive = r.bool()?;
+            let wl = decode_lock(r)?;
+            let result = inner.test(ctx, exclusive, &wl).await;
+            test_res(w, cookie, result);
+        }
+        PROC_LOCK => {
+            let block = r.bool()?;
+            let exclusive = r.bool()?;
+            let wl = decode_lock(r)?;
+            let reclaim = r.bool()?;
+            let _state = r.i32()?;
+            let stat = inner
+                .lock(ctx, cookie, block, exclusive, reclaim, &wl)
+                .await;
+            res(w, cookie, stat);
+        }
+        PROC_CANCEL => {
+            let _block = r.bool()?;
+            let exclusive = r.bool()?;
+            let wl = decode_lock(r)?;
+            let stat = inner.cancel(ctx, exclusive, &wl).await;
+            res(w, cookie, stat);
+        }
+        _ => {
+            let wl = decode_lock(r)?;
+            let stat = inner.unlock(ctx, &wl).await;
+            res(w, cookie, stat);
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Program for Nlm {
+    fn number(&self) -> u32 {
+        PROGRAM
+    }
+
+    fn versions(&self) -> (u32, u32) {
+        (VERSION, VERSION)
+    }
+
+    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
+        let mut r = Reader::new(args);
+        let g = |_| AcceptStat::GarbageArgs;
+        let inner = &self.inner;
+        match ctx.header.proc_ {
+            0 => Ok(()),
+            p @ (PROC_TEST | PROC_LOCK | PROC_CANCEL | PROC_UNLOCK) => {
+                run_op(inner, ctx, p, &mut r, w).await.map_err(g)
+            }
+            PROC_NM_LOCK => run_op(inner, ctx, PROC_LOCK, &mut r, w).await.map_err(g),
+            // The asynchronous forms: do the same, answer with a call of
+            // the matching _RES procedure to the client's lock manager.
+            p @ PROC_TEST_MSG..=PROC_UNLOCK_MSG => {
+                let op = p - (PROC_TEST_MSG - PROC_TEST);
+                let mut results = Writer::new();
+                run_op(inner, ctx, op, &mut r, &mut results)
+                    .await
+                    .map_err(g)?;
+                let (client, from) = (ctx.peer.ip(), ctx.local.map(|l| l.ip()));
+                let proc_ = PROC_RES_FIRST + (op - PROC_TEST);
+                tokio::spawn(async move {
+                    let results = results.into_inner();
+                    if let Err(e) = crate::rpc::client::call_registered(
+                        client,
+                        from,
+                        CALLBACK_TIMEOUT,
+                        PROGRAM,
+                        VERSION,
+                        proc_,
+                        &results,
+                    )
+                    .await
+                    {
+                        tracing::debug!(%client, error = %crate::error_chain(&e), "NLM result callback failed");
+                    }
+                });
+                Ok(())
+            }
+            // We are not a client: nothing of ours waits for a grant.
+            PROC_GRANTED => {
+                let cookie = r.opaque(MAX_NETOBJ).map_err(g)?;
+                res(w, cookie, Stat::Denied);
+                Ok(())
+            }
+            PROC_GRANTED_MSG | PROC_RES_FIRST..=PROC_GRANTED_RES => Ok(()),
+            // DOS share reservations (PC-NFS): no Linux or illumos client
+            // sends them; granted without enforcement, as a no-op.
+            PROC_SHARE | PROC_UNSHARE => {
+                let cookie = r.opaque(MAX_NETOBJ).map_err(g)?;
+                w.opaque(cookie);
+                w.u32(Stat::Granted as u32);
+                w.i32(0);
+                Ok(())
+            }
+            PROC_FREE_ALL => {
+                let _name = r.string(MAX_STR).map_err(g)?;
+                let _state = r.i32().map_err(g)?;
+                self.client_rebooted(ctx.peer.ip());
+                Ok(())
+            }
+            _ => Err(AcceptStat::ProcUnavail),
+        }
+    }
+}
+
+/// The status monitor as seen by other hosts: SM_NOTIFY from a rebooted
+/// client frees its locks; we monitor nobody for anyone.
+pub struct Nsm {
+    pub nlm: Arc<Nlm>,
+}
+
+#[async_trait]
+impl Program for Nsm {
+    fn number(&self) -> u32 {
+        nsm::PROGRAM
+    }
+
+    fn versions(&self) -> (u32, u32) {
+        (nsm::VERSION, nsm::VERSION)
+    }
+
+    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
+        let mut r = Reader::new(args);
+        let g = |_| AcceptStat::GarbageArgs;
+        let state = self.nlm.inner.monitor.state();
+        match ctx.header.proc_ {
+            0 | 5 => Ok(()),
+            // SM_STAT, SM_MON: sm_stat_res { STAT_FAIL, state }
+            1 | 2 => {
+                w.u32(1);
+                w.u32(state);
+                Ok(())
+            }
+            // SM_UNMON, SM_UNMON_ALL: sm_stat { state }
+            3 | 4 => {
+                w.u32(state);
+                Ok(())
+            }
+            nsm::SM_NOTIFY => {
+                let name = r.string(nsm::MAX_NAME).map_err(g)?;
+                let _state = r.i32().map_err(g)?;
+                tracing::info!(client = %ctx.peer.ip(), name = %String::from_utf8_lossy(name), "reboot notification");
+                self.nlm.client_rebooted(ctx.peer.ip());
+                Ok(())
+            }
+            _ => Err(AcceptStat::ProcUnavail),
+        }
+    }
+}
