@@ -545,6 +545,30 @@ mod tests {
     }
 
     #[test]
+    fn locking_is_on_by_default_and_can_be_turned_off_or_tuned() {
+        let exports = r#""exports":[{"name":"/e","path":"/srv/e","clients":[{"match":"10.0.0.0/8","access":"rw"}]}]"#;
+        let c = parse(&format!("{{{exports}}}")).unwrap();
+        assert_eq!(c.lock_grace, Some(std::time::Duration::from_secs(90)));
+        let c = parse(&format!(
+            r#"{{{exports},"locking":{{"grace_seconds":20}}}}"#
+        ))
+        .unwrap();
+        assert_eq!(c.lock_grace, Some(std::time::Duration::from_secs(20)));
+        let c = parse(&format!(r#"{{{exports},"locking":{{"enabled":false}}}}"#)).unwrap();
+        assert_eq!(c.lock_grace, None);
+        let err = parse(&format!(
+            r#"{{{exports},"locking":{{"grace_seconds":100000}}}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("locking.grace_seconds"), "{err}");
+        let err = parse(&format!(r#"{{{exports},"locking":{{"grace":1}}}}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("grace"), "{err}");
+    }
+
+    #[test]
     fn export_names_are_checked() {
         assert!(validate_export_name("/exports/data").is_ok());
         assert!(validate_export_name("/").is_ok());
