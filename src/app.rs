@@ -66,6 +66,8 @@ pub struct ServerState {
     /// The config file to re-read on reload (none in zero-config mode).
     pub config_path: Option<PathBuf>,
     pub started: Instant,
+    /// The lock manager, when served.
+    pub nlm: Option<Arc<Nlm>>,
 }
 
 impl ServerState {
@@ -157,6 +159,7 @@ impl ServerState {
             "connected_clients": self.clients.list().len(),
             "mounts": mounts,
             "procedures": procedures,
+            "locks_held": self.nlm.as_ref().map(|n| n.held()),
         })
     }
 }
@@ -551,6 +554,7 @@ pub async fn start_with(
         dataset,
         config_path,
         started,
+        nlm: nlm.as_ref().map(|(n, _, _)| n.clone()),
     });
     // Zero-config mode keeps its control socket beside its state.
     let control_socket = config

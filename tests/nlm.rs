@@ -394,6 +394,16 @@ fn locks_conflict_between_clients_and_a_blocked_waiter_is_granted_by_callback() 
                 assert_eq!(get_opaque(&cb.args, &mut at), &fh[..]);
                 get_opaque(&cb.args, &mut at);
                 assert_eq!(get_u32(&cb.args, &mut at), 22, "B's svid");
+                // Operators see the locks: A's two pieces and B's.
+                let out = std::process::Command::new(env!("CARGO_BIN_EXE_volnfs"))
+                    .args(["ctl", "--json", "--socket"])
+                    .arg(server.state_dir().join("control.sock"))
+                    .arg("status")
+                    .output()
+                    .expect("volnfs ctl");
+                let status: serde_json::Value =
+                    serde_json::from_slice(&out.stdout).expect("status JSON");
+                assert_eq!(status["result"]["locks_held"], 3, "{status}");
                 // Now B holds 100..109 and A still holds 0..49 and 150..
                 let probe = |offset, len| Lk {
                     caller: "client-c",
