@@ -1,11 +1,11 @@
 #!/bin/sh
 # volnfs zone-setup against real OpenZFS, first and second boot. Meant for a
 # throwaway root environment with the zfs module loaded (e.g. the guest of
-# ../shared/tools/zfs-vm, with volnfs passed in EXTRA_BINS): it creates a pool
+# tests/zfs/run.sh zone-setup, which puts volnfs in the guest): it creates a pool
 # named "zones" on $VDEV and mounts a dataset at /exports. Busybox sh is enough.
 #
-# Run in the zfs-vm QEMU guest (OpenZFS 2.1.11, Debian 6.1 kernel, TCG):
-# passes; see image/README.md for how.
+# Run in the tests/zfs QEMU guest (OpenZFS 2.1.11, Debian 6.1 kernel, TCG):
+# passes (tests/zfs/run.sh zone-setup, or image/test/run-in-zfs-vm.sh).
 #
 #   VDEV=/dev/vda1 VOLNFS=/usr/bin/volnfs sh zone-setup-on-zfs.sh
 set -eu

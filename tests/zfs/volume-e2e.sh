@@ -1,0 +1,164 @@
+#!/bin/sh
+# tests/zfs/volume-e2e.sh -- issue 6 end to end on real OpenZFS, inside the tests/zfs guest
+# (or any throwaway root with the zfs and nfsv3 modules loaded, busybox sh, mount.nfs):
+# a pool on $VDEV, a volume dataset with a refquota, `volnfs serve --config` with
+# exports[].dataset and a control socket, the Linux kernel NFSv3 client mounting it over
+# loopback, then snapshots, rollback, resize and a concurrency check through `volnfs ctl`.
+# One "PASS|FAIL|INFO step detail" line per step; "VOLUME-ZFS OK" only if all passed.
+#
+#   VDEV=/dev/vdb1 VOLNFS=/usr/bin/volnfs ZFS=/sbin/zfs sh volume-e2e.sh
+VOLNFS=${VOLNFS:-volnfs}
+ZFS=${ZFS:-/sbin/zfs}
+VDEV=${VDEV:?set VDEV to a disk, partition or file for the test pool}
+STAT=$(command -v gstat || command -v stat)
+UUID=3d1e0f7a-6c2b-4e59-8a41-5b7c9d0e1f23
+DS=tank/zones/$UUID/data/vol
+P=/vols/vol
+M=/mnt
+SOCK=/run/volnfs/control.sock
+CFG=/tmp/volnfs.json
+FAILS=0
+pass() { echo "PASS $*"; }
+fail() { echo "FAIL $*"; FAILS=$((FAILS+1)); }
+info() { echo "INFO $*"; }
+ctl() { # one line of output, the exit status of volnfs ctl
+  _o=$("$VOLNFS" ctl --socket "$SOCK" "$@" 2>&1); _r=$?; echo "$_o" | tr '\n' ' ' | sed 's/  */ /g; s/ $//'; return $_r; }
+up() { awk '{printf "%d", $1*1000}' /proc/uptime; }
+total_bytes() { $STAT -f -c '%S %b' "$1" | awk '{printf "%d", $1*$2}'; }
+near() { awk -v a="$1" -v b="$2" 'BEGIN{d=a-b; if(d<0)d=-d; exit !(d <= b/50)}'; }   # within 2%
+# poll up to $1 tenths of a second for a command to succeed
+until_ok() { n=$1; shift; i=0; while ! "$@" 2>/dev/null; do i=$((i+1)); [ $i -ge "$n" ] && return 1; sleep 0.1; done; return 0; }
+content_is() { [ "$(cat "$1")" = "$2" ]; }
+gone() { [ ! -e "$1" ]; }
+server_alive() { kill -0 "$SPID" 2>/dev/null; }
+
+# ---------------------------------------------------------------- pool, volume, server
+zpool create -f -o ashift=12 -O mountpoint=none -O atime=off tank "$VDEV" || { echo "FAIL zpool-create"; echo "VOLUME-ZFS FAIL"; exit 1; }
+"$ZFS" create -p -o mountpoint=/vols "tank/zones/$UUID/data"
+"$ZFS" create -o refquota=200M "$DS"
+mkdir -p /tmp/volnfs-state /run/volnfs
+cat > "$CFG" <<JSON
+{
+  "listen": ["127.0.0.1"],
+  "nfs_port": 2049,
+  "mount_port": 20048,
+  "portmap": { "enabled": true, "port": 111 },
+  "state_dir": "/tmp/volnfs-state",
+  "control_socket": "$SOCK",
+  "zfs": "$ZFS",
+  "snapshot_limit": 64,
+  "exports": [
+    { "name": "/exports/data", "path": "$P", "dataset": "$DS",
+      "clients": [ { "match": "127.0.0.1", "access": "rw", "squash": "no_root_squash" } ] }
+  ]
+}
+JSON
+"$VOLNFS" check-config "$CFG" >/dev/null || fail check-config "$("$VOLNFS" check-config "$CFG" 2>&1)"
+"$VOLNFS" serve --config "$CFG" >/tmp/server.out 2>/tmp/server.log &
+SPID=$!
+if until_ok 300 grep -q '^ready ' /tmp/server.out; then pass serve "pid $SPID: $(grep '^ready ' /tmp/server.out)"
+else fail serve "no ready line"; tail -20 /tmp/server.log; echo "VOLUME-ZFS FAIL"; exit 1; fi
+
+# ---------------------------------------------------------------- mount + first write
+if mount -t nfs -o vers=3,nolock,proto=tcp,port=2049,mountport=20048,mountproto=tcp 127.0.0.1:/exports/data $M; then
+  pass mount "$(grep " $M " /proc/mounts | cut -d' ' -f1-4)"
+else fail mount; tail -20 /tmp/server.log; echo "VOLUME-ZFS FAIL"; exit 1; fi
+dd if=/dev/urandom of=/tmp/a.ref bs=1M count=8 2>/dev/null
+A_SUM=$(sha256sum /tmp/a.ref | cut -d' ' -f1)
+if cp /tmp/a.ref $M/a && echo v1 > $M/f && mkdir $M/d && echo in-d > $M/d/x && sync &&
+   [ "$(sha256sum $M/a | cut -d' ' -f1)" = "$A_SUM" ] && [ "$(sha256sum $P/a | cut -d' ' -f1)" = "$A_SUM" ]; then
+  pass write "8 MiB + small files through the client; same bytes on the dataset"
+else fail write; fi
+info birth-time "dataset: $($STAT -c '%W %w' $P/a) ; through NFS: $($STAT -c '%W' $M/a) (0/- = not reported)"
+
+# ---------------------------------------------------------------- snapshot create + list
+if out=$(ctl snapshot create s1 2>&1); then pass snapshot-create "$out"; else fail snapshot-create "$out"; fi
+out=$(ctl snapshot list 2>&1)
+if echo "$out" | grep -q 's1' && "$ZFS" list -H -t snapshot -o name | grep -qx "$DS@s1"; then pass snapshot-list "$(echo "$out" | tr '\n' ' ')"
+else fail snapshot-list "$out"; fi
+
+# ---------------------------------------------------------------- write more, roll back
+if echo v2 > $M/f && dd if=/dev/urandom of=$M/b bs=1M count=4 2>/dev/null && dd if=/dev/urandom of=$M/a bs=1M count=1 conv=notrunc 2>/dev/null && sync &&
+   content_is $M/f v2 && [ -e $M/b ]; then pass write-more "f=v2, new file b, a overwritten"
+else fail write-more; fi
+t0=$(up)
+if out=$(ctl snapshot rollback s1 2>&1); then
+  ok=1
+  until_ok 100 content_is $M/f v1 || { ok=0; why="f=$(cat $M/f 2>&1)"; }
+  until_ok 100 gone $M/b || { ok=0; why="$why b still visible"; }
+  [ "$(sha256sum $M/a 2>&1 | cut -d' ' -f1)" = "$A_SUM" ] || { ok=0; why="$why a differs"; }
+  content_is $M/d/x in-d || { ok=0; why="$why d/x"; }
+  server_alive || { ok=0; why="$why server pid $SPID gone"; }
+  [ "$(pidof volnfs)" = "$SPID" ] || { ok=0; why="$why pidof=$(pidof volnfs)"; }
+  if [ $ok = 1 ]; then pass snapshot-rollback "$out; client sees old data after $(( $(up) - t0 )) ms; server pid $SPID unchanged"
+  else fail snapshot-rollback "$out; $why"; fi
+else fail snapshot-rollback "$out"; fi
+# the mount still works for new writes
+if echo after > $M/g && sync && content_is $P/g after; then pass write-after-rollback; else fail write-after-rollback; fi
+
+# ---------------------------------------------------------------- resize
+check_df() { # step quota-bytes
+  if until_ok 50 near "$(total_bytes $M)" "$2"; then pass "$1" "df through the client: $(df -k $M | awk 'END{print $(NF-4) " KiB total, " $(NF-3) " used, " $(NF-2) " available"}') (refquota $2)"
+  else fail "$1" "client total $(total_bytes $M) bytes, refquota $2; $(df -k $M | tail -1 | xargs)"; fi
+}
+out=$(ctl quota get 2>&1); info quota-get "$out"
+check_df df-initial 209715200
+if out=$(ctl quota set 314572800 2>&1) && [ "$("$ZFS" get -H -p -o value refquota $DS)" = 314572800 ]; then pass quota-up "$out"; else fail quota-up "$out"; fi
+check_df df-after-up 314572800
+if out=$(ctl quota set 104857600 2>&1) && [ "$("$ZFS" get -H -p -o value refquota $DS)" = 104857600 ]; then pass quota-down "$out"; else fail quota-down "$out"; fi
+check_df df-after-down 104857600
+if out=$(ctl quota set 1048576 2>&1); then fail quota-below-usage "accepted: $out"
+elif echo "$out" | grep -q quota_below_usage && [ "$("$ZFS" get -H -p -o value refquota $DS)" = 104857600 ]; then pass quota-below-usage "refused: $out"
+else fail quota-below-usage "$out"; fi
+check_df df-after-refused 104857600
+
+# ---------------------------------------------------------------- snapshot_has_newer, delete
+ctl snapshot create s2 >/dev/null 2>&1; ctl snapshot create s3 >/dev/null 2>&1
+if out=$(ctl snapshot rollback s1 2>&1); then fail snapshot-has-newer "accepted: $out"
+elif echo "$out" | grep -q snapshot_has_newer && "$ZFS" list -H -t snapshot -o name | grep -qx "$DS@s3"; then pass snapshot-has-newer "refused: $out"
+else fail snapshot-has-newer "$out"; fi
+if out=$(ctl snapshot create s2 2>&1); then fail snapshot-exists "accepted"; elif echo "$out" | grep -q snapshot_exists; then pass snapshot-exists "$out"; else fail snapshot-exists "$out"; fi
+if o1=$(ctl snapshot delete s3 2>&1) && o2=$(ctl snapshot delete s2 2>&1) && o3=$(ctl snapshot delete s1 2>&1) &&
+   [ -z "$("$ZFS" list -H -t snapshot -o name -r tank)" ]; then pass snapshot-delete "$o1 / $o2 / $o3"
+else fail snapshot-delete "$o1 / $o2 / $o3 / left: $("$ZFS" list -H -t snapshot -o name -r tank | xargs)"; fi
+if out=$(ctl snapshot delete s1 2>&1); then fail snapshot-not-found "accepted"; elif echo "$out" | grep -q snapshot_not_found; then pass snapshot-not-found "$out"; else fail snapshot-not-found "$out"; fi
+
+# ---------------------------------------------------------------- concurrency
+rm -f /tmp/stop /tmp/werr /tmp/wcount /tmp/ncount
+mkdir -p $M/many
+# writer 1: 1 MiB files rewritten and fsync'd in a loop; writer 2: namespace churn
+( n=0; while [ ! -e /tmp/stop ]; do
+    dd if=/dev/urandom of=$M/w bs=64k count=16 conv=fsync 2>/tmp/dd.err || echo "dd rc=$? $(cat /tmp/dd.err)" >> /tmp/werr
+    n=$((n+1)); echo $n > /tmp/wcount
+  done ) &
+W1=$!
+( n=0; while [ ! -e /tmp/stop ]; do
+    { echo $n > $M/many/f$n && mv $M/many/f$n $M/many/g$n && content_is $M/many/g$n $n && rm $M/many/g$n; } 2>>/tmp/werr || echo "churn $n failed" >> /tmp/werr
+    n=$((n+1)); echo $n > /tmp/ncount
+  done ) &
+W2=$!
+sleep 1
+NC=20 cok=0 cerr=
+for i in $(seq 1 $NC); do
+  if ctl snapshot create c$i >/tmp/c.out; then cok=$((cok+1)); else cerr="$cerr c$i:$(cat /tmp/c.out)"; fi
+  sleep 0.2
+done
+touch /tmp/stop; wait $W1 $W2
+nsnap=$("$ZFS" list -H -t snapshot -o name -r "$DS" | grep -c '@c')
+lastok=1; dd if=$M/w of=/dev/null bs=64k 2>/dev/null || lastok=0
+if [ $cok = $NC ] && [ ! -s /tmp/werr ] && [ "$nsnap" = $NC ] && [ $lastok = 1 ] && server_alive; then
+  pass concurrency "$NC snapshot.create while clients wrote: $(cat /tmp/wcount) x 1 MiB fsync'd rewrites + $(cat /tmp/ncount) create/rename/read/remove rounds, no client error"
+else fail concurrency "created $cok/$NC ($nsnap in zfs)$cerr; client errors: $(head -3 /tmp/werr 2>/dev/null | xargs)"; fi
+out=$(ctl status 2>&1)
+if echo "$out" | grep -q snapshot_count; then info status "$(echo "$out" | grep -oE '(size|used|available|snapshot_count|connected_clients): [0-9]+' | xargs)"
+else fail status "$out"; fi
+for i in $(seq 1 $NC); do ctl snapshot delete c$i >/dev/null 2>&1; done
+
+# ---------------------------------------------------------------- shutdown
+umount $M || fail umount
+kill -TERM $SPID; i=0; while server_alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+if server_alive; then fail server-exit "still running 10 s after SIGTERM"; kill -9 $SPID
+else wait $SPID; rc=$?; [ $rc = 0 ] && pass server-exit "exit 0 on SIGTERM" || fail server-exit "exit $rc"; fi
+if grep -qiE 'panic|error' /tmp/server.log; then info server-log "$(grep -iE 'panic|error' /tmp/server.log | head -5 | tr '\n' ' ')"; fi
+zpool export tank
+if [ $FAILS = 0 ]; then echo "VOLUME-ZFS OK"; else echo "VOLUME-ZFS FAIL ($FAILS failed)"; tail -30 /tmp/server.log; exit 1; fi
