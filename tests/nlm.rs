@@ -557,9 +557,9 @@ fn lock_calls_with_forged_handles_or_garbage_are_refused_and_the_server_keeps_se
                     nlm(A, port, 2, &lock_args(&bad, false, true, false)).await,
                     STALE_FH
                 );
-                // A removed file's handle is stale too.
-                std::fs::remove_file(server.export_dir().join("f")).unwrap();
-                let gone = Lk {
+                // A removed file's handle is stale for new locks; the lock held on it
+                // can still be let go of.
+                let held = Lk {
                     caller: "client-a",
                     fh: fh.clone(),
                     svid: 1,
@@ -567,9 +567,19 @@ fn lock_calls_with_forged_handles_or_garbage_are_refused_and_the_server_keeps_se
                     len: 0,
                 };
                 assert_eq!(
+                    nlm(A, port, 2, &lock_args(&held, false, true, false)).await,
+                    GRANTED
+                );
+                std::fs::remove_file(server.export_dir().join("f")).unwrap();
+                let gone = Lk {
+                    svid: 2,
+                    ..held.clone()
+                };
+                assert_eq!(
                     nlm(A, port, 2, &lock_args(&gone, false, true, false)).await,
                     STALE_FH
                 );
+                assert_eq!(nlm(A, port, 4, &unlock_args(&held)).await, GRANTED);
                 // Truncated arguments, and a netobj claiming 4 GiB: GARBAGE_ARGS (4).
                 let args = lock_args(&gone, false, true, false);
                 assert_eq!(rpc(A, port, NLM, 4, 2, &args[..args.len() - 6]).await.0, 4);

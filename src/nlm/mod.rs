@@ -232,13 +232,15 @@ impl Inner {
     }
 
     /// Applies export policy to a lock request and builds the table's view
-    /// of it. The handle must verify and name an existing object, and the
-    /// caller must be admitted by the handle's export.
+    /// of it. The handle must verify, the caller must be admitted by the
+    /// handle's export, and (to take or test a lock) the object must exist;
+    /// letting go of a lock works on a removed file too.
     async fn admit(
         &self,
         ctx: &CallContext,
         wl: &WireLock<'_>,
         exclusive: bool,
+        must_exist: bool,
     ) -> Result<Request, Stat> {
         let (export, fh) = self
             .exports
@@ -248,12 +250,14 @@ impl Inner {
             tracing::debug!(peer = %ctx.peer, export = %export.fs.name, "NLM call refused by the export's client rules");
             return Err(Stat::Failed);
         }
-        let fs = export.fs.clone();
-        let exists = tokio::task::spawn_blocking(move || fs.getattr(&fh).is_ok())
-            .await
-            .unwrap_or(false);
-        if !exists {
-            return Err(Stat::StaleFh);
+        if must_exist {
+            let fs = export.fs.clone();
+            let exists = tokio::task::spawn_blocking(move || fs.getattr(&fh).is_ok())
+                .await
+                .unwrap_or(false);
+            if !exists {
+                return Err(Stat::StaleFh);
+            }
         }
         let (start, end) = locks::range(wl.offset, wl.len);
         Ok(Request {
@@ -283,7 +287,7 @@ impl Inner {
         if self.in_grace() {
             return Err(Stat::DeniedGracePeriod);
         }
-        let req = self.admit(ctx, wl, exclusive).await?;
+        let req = self.admit(ctx, wl, exclusive, true).await?;
         Ok(self.table().test(&req.key, &req.lock))
     }
 
@@ -299,10 +303,12 @@ impl Inner {
         if !reclaim && self.in_grace() {
             return Stat::DeniedGracePeriod;
         }
-        let req = match self.admit(ctx, wl, exclusive).await {
+        let req = match self.admit(ctx, wl, exclusive, true).await {
             Ok(r) => r,
             Err(s) => return s,
         };
+        // A request that will be refused holds nothing: no need to record it.
+        let will_hold = block || self.table().test(&req.key, &req.lock).is_none();
         // Written down before the grant, so a crash right after still
         // leads to this client being told to reclaim.
         let peer = nsm::Peer {
@@ -311,7 +317,12 @@ impl Inner {
             name: String::from_utf8_lossy(wl.caller).into_owned(),
         };
         let inner = self.clone();
-        match tokio::task::spawn_blocking(move || inner.monitor.record(peer)).await {
+        let recorded = if will_hold {
+            tokio::task::spawn_blocking(move || inner.monitor.record(peer)).await
+        } else {
+            Ok(Ok(()))
+        };
+        match recorded {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %crate::error_chain(&e), "lock refused: cannot record the lock holder for recovery (is state_dir writable?)");
@@ -346,7 +357,7 @@ impl Inner {
         exclusive: bool,
         wl: &WireLock<'_>,
     ) -> Stat {
-        let req = match self.admit(ctx, wl, exclusive).await {
+        let req = match self.admit(ctx, wl, exclusive, false).await {
             Ok(r) => r,
             Err(s) => return s,
         };
@@ -360,7 +371,7 @@ impl Inner {
     }
 
     async fn unlock(self: &Arc<Self>, ctx: &CallContext, wl: &WireLock<'_>) -> Stat {
-        let req = match self.admit(ctx, wl, false).await {
+        let req = match self.admit(ctx, wl, false, false).await {
             Ok(r) => r,
             Err(s) => return s,
         };
