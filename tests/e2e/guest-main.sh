@@ -12,7 +12,12 @@ export GIT_AUTHOR_NAME=e2e GIT_AUTHOR_EMAIL=e2e@example.invalid GIT_COMMITTER_NA
 RES=$OUT/results; : > "$RES"
 M=/mnt/v                     # the server under test
 K=/mnt/k                     # knfsd (in-guest) mount
-mkdir -p $M $K
+# A second mount of the server with its own superblock (nosharecache): the client checks
+# lock conflicts between its own processes locally before asking the server, so only a
+# lock taken through another mount (another inode, as for another client) tests the
+# server's lock manager.
+M2=/mnt/v2
+mkdir -p $M $K $M2
 
 say()    { echo "e2e: $*"; }
 now()    { date +%s.%N; }
@@ -81,23 +86,62 @@ w_mounts() {
   if mount_v "vers=3,sec=sys,mountproto=udp,nolock" syscall; then
     chk mount:docker-mountproto-udp test "$(cat $M/e2e-mount-probe)" = hello; umount_v
   else result mount:docker-mountproto-udp FAIL "mount(2) mountproto=udp failed"; fi
-  # 6. last: a lock on a default ("lock") mount goes to the server's NLM (found via its
-  # portmapper). Without NLM on the server the kernel retries forever, so bound it.
+  # 6. last: locks on a default ("lock") mount go to the server's NLM (found via its
+  # portmapper); every probe is bounded so a broken lock manager cannot hang the run.
   if mount_v "vers=3,sec=sys"; then
-    : > $M/e2e-lock; local t=$(now) p i
-    timeout -k 3 10 flock -x -w 8 $M/e2e-lock true 2>$OUT/flock.err & p=$!
-    for i in $(seq 40); do kill -0 $p 2>/dev/null || break; sleep 0.5; done
-    if kill -0 $p 2>/dev/null; then result mount:lock GAP "flock still blocked after $(el $t)s (no NLM on the server)"; kill -9 $p
-    elif wait $p; then result mount:lock PASS "flock via NLM ok ($(el $t)s)"
-    else
-      local rc=$?
-      case $rc in 124|137) result mount:lock GAP "flock blocked until killed after $(el $t)s (no NLM on the server; the kernel retries the portmap lookup of NLM)";;
-        *) result mount:lock GAP "flock failed (rc $rc) after $(el $t)s: $(head -c 200 $OUT/flock.err | tr '\n' ' ')(no NLM on the server)";; esac
-    fi
-    rm -f $M/e2e-lock $M/e2e-mount-probe 2>/dev/null
+    w_locks
     umount_v
-  fi
+  else result mount:lock FAIL "default mount for the lock checks failed"; fi
   true
+}
+
+# held_by_other FILE -> 0 when a lock on FILE is held elsewhere (a non-blocking flock fails)
+held_by_other() { timeout -k 3 90 flock -n -x "$1" true 2>/dev/null; [ $? = 1 ]; }
+mount_v2() { mountpoint -q $M2 || timeout 120 mount -t nfs -o vers=3,sec=sys,nosharecache "$SRV_DEV" $M2; }
+umount_v2() { mountpoint -q $M2 && { timeout -k 2 30 umount $M2 || umount -f -l $M2; }; true; }
+
+w_locks() {   # flock (whole-file NLM locks) and fcntl byte ranges through the server's NLM
+  local f=$M/e2e-lock f2=$M2/e2e-lock t p i rc
+  : > $f; rm -f $OUT/lock.holding
+  t=$(now)
+  if timeout -k 3 60 flock -x -w 50 $f true 2>$OUT/flock.err; then result mount:lock PASS "flock via NLM ($(el $t)s)"
+  else result mount:lock FAIL "flock on a lock mount failed (rc $?) after $(el $t)s: $(head -c 200 $OUT/flock.err | tr '\n' ' ')"; return; fi
+  mount_v2 || { result lock:second-mount FAIL "nosharecache mount failed"; return; }
+  # contention through the server: a holder on one mount; through the other mount a
+  # request is refused, then waits and is granted (BLOCKED, then GRANTED) when the holder ends
+  flock -x $f bash -c "touch $OUT/lock.holding; sleep 8" & p=$!
+  for i in $(seq 100); do [ -e $OUT/lock.holding ] && break; sleep 0.1; done
+  if held_by_other $f2; then result lock:conflict PASS "refused by the server while another owner holds the lock"
+  else result lock:conflict FAIL "got a lock that another owner holds"; fi
+  t=$(now); timeout -k 3 90 flock -x -w 80 $f2 true; rc=$?
+  local waited=$(el $t); wait $p
+  if [ $rc = 0 ]; then result lock:wait PASS "blocked request granted ${waited}s later (the holder had ~7 s left; the client polls only every 30 s, so sooner means the GRANTED callback arrived)"
+  else result lock:wait FAIL "blocked request not granted (rc $rc after ${waited}s)"; fi
+  # fcntl byte ranges: a lock on 0-9 stops 5-6 but not 10-19, for an owner on the other mount
+  if python3 - "$f" "$f2" <<'PY' > $OUT/fcntl.log 2>&1
+import fcntl, os, subprocess, sys
+path, other = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 10, 0)
+probe = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+start, length = int(sys.argv[2]), int(sys.argv[3])
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, length, start)
+    print("granted", start, length)
+except OSError as e:
+    print("refused", start, length, e.errno)
+"""
+out = [subprocess.run([sys.executable, "-c", probe, other, s, l], capture_output=True, text=True, timeout=60).stdout.strip()
+       for s, l in (("5", "2"), ("10", "10"))]
+print(out)
+sys.exit(0 if out[0].startswith("refused") and out[1].startswith("granted") else 1)
+PY
+  then result lock:fcntl-range PASS "$(tail -1 $OUT/fcntl.log)"
+  else result lock:fcntl-range FAIL "$(tail -3 $OUT/fcntl.log | tr '\n' ' ')"; fi
+  umount_v2
+  rm -f $f $M/e2e-mount-probe 2>/dev/null
 }
 
 w_owner() {   # files made by uid 1000 in the guest; run.sh checks them on the server's disk
@@ -125,6 +169,14 @@ w_restart() { # the server restarts (SIGTERM, then kill -9) under a mounted clie
   rm -rf $d; mkdir -p $d/sub; echo before > $d/sub/f
   cd $d/sub || return 1     # the cwd is a handle the client keeps across the restarts
   exec 4<f                  # and so is an open file
+  # and a lock, which the server loses on restart: the client must reclaim it when the
+  # server's status monitor says it restarted (SM_NOTIFY), during the grace period
+  : > $d/lockfile; rm -f $OUT/lock.holding
+  flock -x $d/lockfile bash -c "touch $OUT/lock.holding; exec sleep 900" & local holder=$!
+  for i in $(seq 100); do [ -e $OUT/lock.holding ] && break; sleep 0.1; done
+  mount_v2 || result lock:second-mount FAIL "nosharecache mount failed"
+  if held_by_other $M2/e2e-restart/lockfile; then result lock:before-restart PASS "held, seen through the other mount"
+  else result lock:before-restart FAIL "the lock is not held on the server"; fi
   for mode in term kill; do
     n=$((n+1)); echo $mode > $OUT/restart.req.tmp; mv $OUT/restart.req.tmp $OUT/restart.req
     for i in $(seq 240); do [ -e $OUT/restart.done.$n ] && break; sleep 0.5; done
@@ -140,7 +192,13 @@ w_restart() { # the server restarts (SIGTERM, then kill -9) under a mounted clie
     cat f > /dev/null 2>>$OUT/restart.err || errs="$errs read-after-rename"
     if [ -z "$errs" ]; then result restart:$mode PASS "no ESTALE after a $mode restart"
     else result restart:$mode FAIL "failed after a $mode restart:$errs ($(tr '\n' ' ' < $OUT/restart.err))"; fi
+    local t=$(now)
+    if ! kill -0 $holder 2>/dev/null; then result lock:reclaim-$mode FAIL "the lock holder process died"
+    elif held_by_other $M2/e2e-restart/lockfile; then result lock:reclaim-$mode PASS "lock reclaimed after a $mode restart: another process is refused ($(el $t)s, grace included)"
+    else result lock:reclaim-$mode FAIL "after a $mode restart another process got the lock the holder had (not reclaimed)"; fi
   done
+  kill $holder 2>/dev/null; wait $holder 2>/dev/null
+  umount_v2
   exec 4<&-
   cd $M
 }
@@ -254,6 +312,6 @@ for w in $WORKLOADS; do
   say "==== $w done in $(el $t)s ====" >&3
   echo "$w $(el $t)" >> $OUT/timings
 done
-mountpoint -q $M && umount_v
+umount_v2; mountpoint -q $M && umount_v
 say "guest done"
 echo done > $OUT/guest-done

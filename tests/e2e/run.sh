@@ -127,10 +127,12 @@ case $SERVER_KIND in
     # (named e2e-server so a stray `pkill volnfs` elsewhere does not hit it)
     cp "$BIN" "$RUN/e2e-server"
     sopts=(); "$BIN" serve --help 2>&1 | grep -q -- --state-dir && sopts+=(--state-dir "$RUN/state")
+    # a short lock grace period: the restart workload waits it out twice
+    lopts=(); "$BIN" serve --help 2>&1 | grep -q -- --lock-grace && lopts+=(--lock-grace "${VOLNFS_E2E_LOCK_GRACE:-15}")
     start_volnfs_server() {  # the same export, state and ports every time (restarts keep handles)
       : > "$RUN/server.out"
       NO_COLOR=1 ip netns exec "$NS" "$RUN/e2e-server" serve --export "$EXP" --name "$EXPORT_NAME" --listen "$SERVER_IP" \
-        --nfs-port 2049 --mount-port 20048 --portmap-port 111 --allow "$NET_PREFIX.0/24" "${sopts[@]}" \
+        --nfs-port 2049 --mount-port 20048 --portmap-port 111 --allow "$NET_PREFIX.0/24" "${sopts[@]}" "${lopts[@]}" \
         > "$RUN/server.out" 2>> "$RUN/server.log" &
       SPID=$!
       for i in $(seq 300); do grep -q '^ready ' "$RUN/server.out" 2>/dev/null && break; kill -0 $SPID 2>/dev/null || break; sleep 0.1; done
@@ -291,6 +293,7 @@ sum() { # prefix label
   printf '%-10s %s\n' "$2:" "$p passed, $f failed$([ $g -gt 0 ] && echo ", $g known gap")$(grep ' FAIL' <<<"$l" | awk '{printf "; FAIL %s", $1}')$(grep ' GAP' <<<"$l" | awk '{printf "; GAP %s", $1}')"
 }
 sum 'mount:' mounts
+sum 'lock:' locks
 sum 'owner' owner
 sum 'restart:' restart
 sum 'df ' df
