@@ -16,7 +16,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{is_root, lookup, ServerOptions, TestServer};
+use common::{block_on, is_root, lookup, ServerOptions, TestServer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -45,15 +45,6 @@ fn in_private_netns<F: FnOnce() + Send + 'static>(test: &str, body: F) {
     if let Err(panic) = result {
         std::panic::resume_unwind(panic);
     }
-}
-
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), fut).await })
-        .expect("test exceeded 120s")
 }
 
 fn start_server() -> TestServer {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{dirpath_of, is_root, run_tool, ServerOptions, TestServer, EXPORT_NAME};
+use common::{block_on, dirpath_of, is_root, run_tool, ServerOptions, TestServer, EXPORT_NAME};
 
 const TOOL_LIMIT: Duration = Duration::from_secs(30);
 
@@ -39,16 +39,6 @@ where
         std::panic::resume_unwind(panic);
     }
     true
-}
-
-fn block_on<F: std::future::Future>(fut: F) -> F::Output {
-    // A current-thread runtime keeps every socket on this (namespaced) thread.
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), fut).await })
-        .expect("test exceeded 120s")
 }
 
 #[test]

@@ -349,6 +349,17 @@ pub fn enter_private_netns() {
     assert!(status.success(), "ip link set lo up failed");
 }
 
+/// Runs a future on a current-thread runtime, so every socket stays on this thread (and in
+/// its network namespace), bounded at two minutes.
+pub fn block_on<F: Future>(fut: F) -> F::Output {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(120), fut).await })
+        .expect("test exceeded 120s")
+}
+
 /// Parses `ready nfs_port=N mount_port=M portmap_port=P`.
 pub fn parse_ready_line(line: &str) -> Option<(u16, u16, u16)> {
     let mut words = line.split_whitespace();
