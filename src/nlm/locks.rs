@@ -9,7 +9,8 @@
 //! and are granted as soon as nothing conflicts; the caller is told which, so
 //! it can send the GRANTED callbacks.
 //!
-//! The table is bounded: past `max_entries` held locks plus waiters a request
+//! The table is bounded: past `max_entries` held locks plus waiters in all, or
+//! `max_per_client` of one client address, a request
 //! is refused (`NoLocks`) instead of growing memory on a client's say-so.
 
 use std::collections::HashMap;
@@ -155,18 +156,31 @@ impl<T> FileLocks<T> {
 
 pub struct LockTable<K, T> {
     files: HashMap<K, FileLocks<T>>,
-    /// Held locks plus waiters, across all files.
+    /// Held locks plus waiters, across all files, and per client address.
     entries: usize,
     max_entries: usize,
+    per_client: HashMap<IpAddr, usize>,
+    max_per_client: usize,
 }
 
 impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
-    pub fn new(max_entries: usize) -> Self {
+    /// A table of at most `max_entries` held locks plus waiters, at most
+    /// `max_per_client` of them from one client address (so one client cannot
+    /// lock everyone else out of the table).
+    pub fn new(max_entries: usize, max_per_client: usize) -> Self {
         LockTable {
             files: HashMap::new(),
             entries: 0,
             max_entries,
+            per_client: HashMap::new(),
+            max_per_client,
         }
+    }
+
+    /// Whether `client` may add `n` more entries.
+    fn has_room(&self, client: IpAddr, n: usize) -> bool {
+        self.entries + n <= self.max_entries
+            && self.per_client.get(&client).copied().unwrap_or(0) + n <= self.max_per_client
     }
 
     pub fn entries(&self) -> usize {
@@ -178,8 +192,13 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
         self.files.values().map(|f| f.held.len()).sum()
     }
 
-    fn adjust(&mut self, delta: isize) {
+    fn adjust(&mut self, client: IpAddr, delta: isize) {
         self.entries = self.entries.saturating_add_signed(delta);
+        let n = self.per_client.entry(client).or_default();
+        *n = n.saturating_add_signed(delta);
+        if *n == 0 {
+            self.per_client.remove(&client);
+        }
     }
 
     fn tidy(&mut self, key: &K) {
@@ -205,6 +224,10 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
         req: Lock,
         wait: Option<T>,
     ) -> (LockResult, Vec<(K, Waiter<T>)>) {
+        let client = req.owner.client;
+        let room_for = |t: &Self, n| t.has_room(client, n);
+        let room1 = room_for(self, 1);
+        let room2 = room_for(self, 2);
         let file = self.files.entry(key.clone()).or_default();
         if let Some(holder) = file.conflict(&req) {
             let holder = holder.clone();
@@ -217,12 +240,12 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
                 w.token = token;
                 return (LockResult::Blocked, Vec::new());
             }
-            if self.entries >= self.max_entries {
+            if !room1 {
                 self.tidy(key);
                 return (LockResult::NoLocks, Vec::new());
             }
             file.waiting.push(Waiter { lock: req, token });
-            self.adjust(1);
+            self.adjust(client, 1);
             return (LockResult::Blocked, Vec::new());
         }
         // Re-asking for a lock already held as requested is a no-op that
@@ -231,7 +254,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
             h.unconfirmed = false;
             return (LockResult::Granted, Vec::new());
         }
-        if self.entries + 2 > self.max_entries {
+        if !room2 {
             self.tidy(key);
             return (LockResult::NoLocks, Vec::new());
         }
@@ -239,7 +262,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
         file.waiting.retain(|w| !w.lock.same_request(&req));
         let removed = (before - file.waiting.len()) as isize;
         let delta = file.apply(req);
-        self.adjust(delta - removed);
+        self.adjust(client, delta - removed);
         // A downgrade (exclusive → shared) can let waiters in.
         let woken = self.wake(key);
         (LockResult::Granted, woken)
@@ -252,7 +275,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
             return Vec::new();
         };
         let delta = file.carve(owner, start, end);
-        self.adjust(delta);
+        self.adjust(owner.client, delta);
         self.wake(key)
     }
 
@@ -265,7 +288,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
         };
         if let Some(i) = file.waiting.iter().position(|w| w.lock.same_request(req)) {
             file.waiting.remove(i);
-            self.adjust(-1);
+            self.adjust(req.owner.client, -1);
             self.tidy(key);
             return (true, Vec::new());
         }
@@ -275,7 +298,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
             .position(|h| h.unconfirmed && h.same_request(req))
         {
             file.held.remove(i);
-            self.adjust(-1);
+            self.adjust(req.owner.client, -1);
             return (true, self.wake(key));
         }
         (false, Vec::new())
@@ -298,7 +321,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
             return Vec::new();
         }
         file.held.remove(i);
-        self.adjust(-1);
+        self.adjust(lock.owner.client, -1);
         self.wake(key)
     }
 
@@ -317,7 +340,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
                 touched.push(key.clone());
             }
         }
-        self.adjust(-(removed as isize));
+        self.adjust(client, -(removed as isize));
         let mut woken = Vec::new();
         for key in touched {
             woken.extend(self.wake(&key));
@@ -341,7 +364,7 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
     /// conflicts; they become unconfirmed locks.
     fn wake(&mut self, key: &K) -> Vec<(K, Waiter<T>)> {
         let mut granted = Vec::new();
-        let mut delta = 0isize;
+        let mut deltas = Vec::new();
         if let Some(file) = self.files.get_mut(key) {
             let mut i = 0;
             while i < file.waiting.len() {
@@ -350,14 +373,15 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
                     continue;
                 }
                 let w = file.waiting.remove(i);
-                delta -= 1;
                 let mut lock = w.lock.clone();
                 lock.unconfirmed = true;
-                delta += file.apply(lock);
+                deltas.push((w.lock.owner.client, file.apply(lock) - 1));
                 granted.push((key.clone(), w));
             }
         }
-        self.adjust(delta);
+        for (client, delta) in deltas {
+            self.adjust(client, delta);
+        }
         self.tidy(key);
         granted
     }
@@ -392,7 +416,7 @@ mod tests {
     #[test]
     fn exclusive_locks_of_two_owners_conflict_and_shared_ones_do_not() {
         let (a, b) = (owner("10.0.0.1", 1), owner("10.0.0.2", 1));
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         assert!(matches!(
             t.lock(&1, lk(&a, false, 0, 10), None).0,
             LockResult::Granted
@@ -421,7 +445,7 @@ mod tests {
     fn the_same_owner_never_conflicts_with_itself_and_upgrades_in_place() {
         let a = owner("10.0.0.1", 7);
         let b = owner("10.0.0.1", 8); // same client, other process
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, false, 0, 100), None);
         assert!(matches!(
             t.lock(&1, lk(&a, true, 10, 10), None).0,
@@ -438,7 +462,7 @@ mod tests {
     #[test]
     fn unlocking_the_middle_of_a_lock_splits_it() {
         let (a, b) = (owner("10.0.0.1", 1), owner("10.0.0.2", 1));
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, true, 0, 0), None); // to EOF
         t.unlock(&1, &a, 100, 199);
         assert_eq!(t.held(), 2);
@@ -457,7 +481,7 @@ mod tests {
             owner("10.0.0.2", 1),
             owner("10.0.0.3", 1),
         );
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, true, 0, 0), None);
         assert!(matches!(
             t.lock(&1, lk(&b, true, 0, 0), Some("b")).0,
@@ -494,7 +518,7 @@ mod tests {
             owner("10.0.0.2", 1),
             owner("10.0.0.3", 1),
         );
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, true, 0, 0), None);
         t.lock(&1, lk(&b, true, 0, 0), Some("b"));
         t.lock(&1, lk(&c, true, 0, 0), Some("c"));
@@ -518,7 +542,7 @@ mod tests {
             owner("10.0.0.2", 1),
             owner("10.0.0.3", 1),
         );
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, true, 0, 0), None);
         t.lock(&1, lk(&b, true, 0, 0), Some("b"));
         t.lock(&1, lk(&c, false, 0, 0), Some("c"));
@@ -538,7 +562,7 @@ mod tests {
             owner("10.0.0.1", 2),
             owner("10.0.0.2", 1),
         );
-        let mut t = Table::new(100);
+        let mut t = Table::new(100, 100);
         t.lock(&1, lk(&a, true, 0, 10), None);
         t.lock(&2, lk(&a2, true, 0, 10), None);
         t.lock(&2, lk(&b, true, 0, 10), Some("b"));
@@ -551,7 +575,7 @@ mod tests {
 
     #[test]
     fn a_full_table_refuses_instead_of_growing() {
-        let mut t = Table::new(4);
+        let mut t = Table::new(4, 4);
         let mut refused = 0;
         for i in 0..10 {
             let o = owner("10.0.0.1", i);
@@ -564,6 +588,36 @@ mod tests {
         }
         assert!(t.entries() <= 4);
         assert!(refused >= 6);
+    }
+
+    #[test]
+    fn one_client_cannot_fill_the_table_for_everyone() {
+        let mut t = Table::new(100, 3);
+        let greedy = |i| owner("10.0.0.1", i);
+        let mut granted = 0;
+        for i in 0..10 {
+            if matches!(
+                t.lock(&(i as u32), lk(&greedy(i), true, 0, 1), None).0,
+                LockResult::Granted
+            ) {
+                granted += 1;
+            }
+        }
+        assert!(granted <= 3, "{granted}");
+        // another client still gets its locks, and the greedy one gets room back
+        // as it unlocks
+        assert!(matches!(
+            t.lock(&50, lk(&owner("10.0.0.2", 1), true, 0, 1), None).0,
+            LockResult::Granted
+        ));
+        t.unlock(&0, &greedy(0), 0, u64::MAX);
+        assert!(matches!(
+            t.lock(&60, lk(&greedy(60), true, 0, 1), None).0,
+            LockResult::Granted
+        ));
+        let woken = t.release_client("10.0.0.1".parse().unwrap());
+        assert!(woken.is_empty());
+        assert_eq!(t.entries(), 1);
     }
 
     #[test]

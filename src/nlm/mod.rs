@@ -38,8 +38,10 @@ pub const VERSION: u32 = 4;
 /// LM_MAXSTRLEN and MAXNETOBJ_SZ.
 const MAX_STR: u32 = 1024;
 const MAX_NETOBJ: u32 = 1024;
-/// Held locks plus waiters the server keeps at most.
+/// Held locks plus waiters the server keeps at most, in all and per client
+/// address.
 const MAX_LOCKS: usize = 64 * 1024;
+const MAX_LOCKS_PER_CLIENT: usize = 8 * 1024;
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// nlm4_stats.
@@ -140,7 +142,7 @@ impl Nlm {
         Nlm {
             inner: Arc::new(Inner {
                 exports,
-                table: Mutex::new(LockTable::new(MAX_LOCKS)),
+                table: Mutex::new(LockTable::new(MAX_LOCKS, MAX_LOCKS_PER_CLIENT)),
                 monitor,
                 grace_until: Mutex::new(grace_until),
             }),
@@ -345,7 +347,7 @@ impl Inner {
             LockResult::Denied(_) => Stat::Denied,
             LockResult::Blocked => Stat::Blocked,
             LockResult::NoLocks => {
-                tracing::warn!(peer = %ctx.peer, max = MAX_LOCKS, "lock table full: lock refused");
+                tracing::warn!(peer = %ctx.peer, max = MAX_LOCKS, max_per_client = MAX_LOCKS_PER_CLIENT, "lock table full (for this client): lock refused");
                 Stat::DeniedNoLocks
             }
         }
