@@ -93,9 +93,14 @@ impl ServerState {
             tracing::warn!(export = %name, "new export in the config: restart volnfs to serve it");
         }
         let closed = self.clients.close_unless(|ip| self.exports.admits(ip));
-        tracing::info!(exports = ?reloaded, closed_connections = closed, "export rules reloaded");
+        let unlocked = self
+            .nlm
+            .as_ref()
+            .map(|n| n.release_unless(|ip| self.exports.admits(ip)))
+            .unwrap_or(0);
+        tracing::info!(exports = ?reloaded, closed_connections = closed, clients_unlocked = unlocked, "export rules reloaded");
         Ok(
-            serde_json::json!({"reloaded": reloaded, "needs_restart": ignored, "closed_connections": closed}),
+            serde_json::json!({"reloaded": reloaded, "needs_restart": ignored, "closed_connections": closed, "clients_unlocked": unlocked}),
         )
     }
 

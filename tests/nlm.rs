@@ -584,3 +584,150 @@ fn lock_calls_with_forged_handles_or_garbage_are_refused_and_the_server_keeps_se
         },
     );
 }
+
+/// `volnfs serve --config FILE` on a fresh export (no portmapper: no callbacks are needed),
+/// killed on drop.
+struct ConfigServer {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    nfs_port: u16,
+    mount_port: u16,
+}
+
+/// The config of [`ConfigServer`]: every address in `clients` may mount read-write.
+fn config_json(dir: &std::path::Path, clients: &[&str]) -> String {
+    let rules: Vec<serde_json::Value> = clients
+        .iter()
+        .map(|c| serde_json::json!({"match": c, "access": "rw", "squash": "no_root_squash"}))
+        .collect();
+    serde_json::json!({
+        "listen": [A], "nfs_port": 0, "mount_port": 0, "portmap": {"enabled": false},
+        "state_dir": dir.join("state"),
+        "control_socket": dir.join("control.sock"),
+        "exports": [{"name": "/exports/data", "path": dir.join("export"), "clients": rules}]
+    })
+    .to_string()
+}
+
+impl ConfigServer {
+    fn start(clients: &[&str]) -> ConfigServer {
+        use std::io::BufRead;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("export")).unwrap();
+        std::fs::write(
+            dir.path().join("volnfs.json"),
+            config_json(dir.path(), clients),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_volnfs"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.path().join("volnfs.json"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn volnfs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let Some((nfs_port, mount_port, _)) = common::parse_ready_line(&line) else {
+            let _ = child.kill();
+            panic!(
+                "no ready line: {line:?}\n{}",
+                std::fs::read_to_string(dir.path().join("server.log")).unwrap_or_default()
+            );
+        };
+        ConfigServer {
+            child,
+            dir,
+            nfs_port,
+            mount_port,
+        }
+    }
+
+    fn write_config(&self, clients: &[&str]) {
+        std::fs::write(
+            self.dir.path().join("volnfs.json"),
+            config_json(self.dir.path(), clients),
+        )
+        .unwrap();
+    }
+
+    fn ctl(&self, words: &[&str]) -> serde_json::Value {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_volnfs"))
+            .args(["ctl", "--json", "--socket"])
+            .arg(self.dir.path().join("control.sock"))
+            .args(words)
+            .output()
+            .expect("volnfs ctl");
+        serde_json::from_slice(&out.stdout).expect("ctl JSON")
+    }
+}
+
+impl Drop for ConfigServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn a_reload_that_drops_a_client_releases_its_locks() {
+    if !is_root() {
+        eprintln!("\n!!!!!!!! SKIPPED a_reload_that_drops_a_client_releases_its_locks: the control socket is root's !!!!!!!!\n");
+        return;
+    }
+    let server = ConfigServer::start(&[A, B]);
+    block_on(async {
+        std::fs::write(server.dir.path().join("export/db"), b"x").unwrap();
+        let mut conn = nfs3_client::Nfs3ConnectionBuilder::new(
+            nfs3_client::tokio::TokioConnector,
+            A,
+            "/exports/data",
+        )
+        .mount_port(server.mount_port)
+        .nfs3_port(server.nfs_port)
+        .connect_from_privileged_port(true)
+        .credential(common::unix_credential(0, 0, &[]))
+        .mount()
+        .await
+        .expect("mount");
+        let root = conn.root_nfs_fh3();
+        let fh = lookup(&mut conn, &root, "db").await.data.to_vec();
+        let a = Lk {
+            caller: "client-a",
+            fh: fh.clone(),
+            svid: 1,
+            offset: 0,
+            len: 0,
+        };
+        let b = Lk {
+            caller: "client-b",
+            fh,
+            svid: 2,
+            offset: 0,
+            len: 0,
+        };
+        let port = server.nfs_port;
+        assert_eq!(
+            nlm(B, port, 2, &lock_args(&b, false, true, false)).await,
+            GRANTED
+        );
+        assert_eq!(
+            nlm(A, port, 2, &lock_args(&a, false, true, false)).await,
+            DENIED
+        );
+        // B's network is dropped from the export: B can no longer reach us to unlock.
+        server.write_config(&[A]);
+        let reply = server.ctl(&["exports", "reload"]);
+        assert_eq!(reply["result"]["clients_unlocked"], 1, "{reply}");
+        assert_eq!(
+            nlm(A, port, 2, &lock_args(&a, false, true, false)).await,
+            GRANTED
+        );
+        let st = server.ctl(&["status"]);
+        assert_eq!(st["result"]["locks_held"], 1, "{st}");
+    });
+}

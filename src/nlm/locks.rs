@@ -348,6 +348,11 @@ impl<K: Eq + Hash + Clone, T> LockTable<K, T> {
         woken
     }
 
+    /// Addresses of the clients holding locks or waiting for one.
+    pub fn clients(&self) -> Vec<IpAddr> {
+        self.per_client.keys().copied().collect()
+    }
+
     /// Addresses of the clients holding at least one lock.
     pub fn holders(&self) -> Vec<IpAddr> {
         let mut v: Vec<IpAddr> = self

@@ -207,6 +207,28 @@ impl Nlm {
         self.inner.monitor.retain(&holders);
     }
 
+    /// After a reload: clients that no export admits any more cannot reach
+    /// us to unlock, so their locks and waiters are released. Returns how
+    /// many clients lost locks.
+    pub fn release_unless(&self, admitted: impl Fn(IpAddr) -> bool) -> usize {
+        let gone: Vec<IpAddr> = self
+            .inner
+            .table()
+            .clients()
+            .into_iter()
+            .filter(|ip| !admitted(*ip))
+            .collect();
+        for &client in &gone {
+            let woken = self.inner.table().release_client(client);
+            tracing::info!(%client, "client no longer admitted: its locks are released");
+            deliver(&self.inner, woken);
+        }
+        if !gone.is_empty() {
+            self.inner.monitor.retain(&self.inner.table().holders());
+        }
+        gone.len()
+    }
+
     /// A client rebooted (SM_NOTIFY) or said FREE_ALL: drop its locks.
     pub fn client_rebooted(&self, client: IpAddr) {
         let woken = self.inner.table().release_client(client);
