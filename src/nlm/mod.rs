@@ -183,6 +183,7 @@ impl Nlm {
                         }
                     }
                 }
+                tracing::error!(client = %peer.client, name = %peer.name, "could not tell the client that volnfs restarted: its processes may believe they still hold locks the server no longer has (is the client's rpcbind/rpc.statd reachable?)");
             });
         }
         let inner = self.inner.clone();
