@@ -105,6 +105,9 @@ fn reply_reservation_kib(msg: &[u8]) -> u32 {
     }
 }
 
+/// Bytes a TCP connection reads ahead of the record it is parsing.
+const READ_BUFFER: usize = 16 * 1024;
+
 /// How long a client accepted at the connection limit waits for a slot.
 const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
 
@@ -300,7 +303,11 @@ impl Transports {
         active: Arc<AtomicU64>,
     ) {
         let local = stream.local_addr().ok().map(canonical_addr);
-        let (mut rd, mut wr) = stream.into_split();
+        let (rd, mut wr) = stream.into_split();
+        // Small calls arrive whole (record mark and body) in one receive
+        // instead of one for the mark and one for the body; payloads larger
+        // than the buffer are read straight into the record.
+        let mut rd = tokio::io::BufReader::with_capacity(READ_BUFFER, rd);
         // (reply, KiB of the connection's budget it holds)
         let (tx, mut rx) = mpsc::channel::<(Vec<u8>, u32)>(self.limits.max_inflight_per_conn);
         let budget = Arc::new(Semaphore::new(CONN_BUDGET_KIB));
