@@ -179,8 +179,6 @@ pub struct ServerHandle {
     tasks: Vec<JoinHandle<()>>,
     pub exports: Arc<ExportTable>,
     pub nfs: Arc<Nfs3>,
-    /// The lock manager, when served.
-    pub nlm: Option<Arc<Nlm>>,
 }
 
 impl ServerHandle {
@@ -218,7 +216,7 @@ impl ServerHandle {
         for e in self.exports.all() {
             e.fs.close_index();
         }
-        if let Some(nlm) = &self.nlm {
+        if let Some(nlm) = &self.state.nlm {
             nlm.shutdown();
         }
     }
@@ -575,11 +573,11 @@ pub async fn start_with(
         )));
         tracing::info!(socket = %path.display(), "control socket ready");
     }
-    let nlm = nlm.map(|(nlm, notify, grace)| {
+    // Only once everything is up: clients told to reclaim must find us.
+    if let Some((nlm, notify, grace)) = nlm {
         nlm.start_recovery(notify, grace);
-        nlm
-    });
-    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = nlm.is_some(), "volnfs ready");
+    }
+    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = state.nlm.is_some(), "volnfs ready");
     Ok(ServerHandle {
         state,
         control_socket,
@@ -590,6 +588,5 @@ pub async fn start_with(
         tasks,
         exports: table,
         nfs,
-        nlm,
     })
 }
