@@ -247,21 +247,9 @@ fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, App
             "not 16 bytes long; restore it from a backup or delete it (clients will see stale handles)",
         ))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            use std::io::Write;
-            use std::os::unix::fs::OpenOptionsExt;
             create_private_dir(dir).map_err(err)?;
             let key = HandleKey::random().map_err(err)?;
-            let tmp = path.with_extension("tmp");
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .map_err(err)?;
-            f.write_all(&key.0).map_err(err)?;
-            f.sync_all().map_err(err)?;
-            std::fs::rename(&tmp, &path).map_err(err)?;
+            crate::write_private_file_atomically(&path, "tmp", &key.0).map_err(err)?;
             Ok(key)
         }
         Err(e) => Err(err(e)),

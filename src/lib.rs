@@ -33,3 +33,30 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// Replaces a small state file (handle keys, the lock-holder record) so that
+/// a crash leaves either the old or the new contents, never a mix: written
+/// readable by root only to a temporary beside it, fsync'd, renamed over it,
+/// and the directory fsync'd so the rename itself is durable.
+pub fn write_private_file_atomically(
+    path: &std::path::Path,
+    tmp_extension: &str,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension(tmp_extension);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}

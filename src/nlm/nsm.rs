@@ -161,22 +161,8 @@ fn read_state(path: &Path) -> StateFile {
 }
 
 fn write_atomically(path: &Path, file: &StateFile) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("json.tmp");
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(&serde_json::to_vec(file).map_err(std::io::Error::other)?)?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    crate::write_private_file_atomically(path, "json.tmp", &bytes)
 }
 
 /// SM_NOTIFY arguments (`stat_chge`): our name as the client knows us and
