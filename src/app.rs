@@ -419,6 +419,14 @@ pub async fn start_with(
     let started = Instant::now();
     // Modes sent by clients are final: no server umask applies.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    match crate::sys::raise_fd_limit() {
+        Ok((soft, _)) if soft < 4096 => tracing::warn!(
+            limit = soft,
+            "the open-file limit is low: connections and cached descriptors may run out (raise RLIMIT_NOFILE)"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+    }
     if config.listen.is_empty() {
         return Err(AppError::NoListenAddress);
     }

@@ -130,19 +130,6 @@ pub fn bind(path: &Path) -> Result<UnixListener, ControlError> {
     Ok(listener)
 }
 
-/// The uid of the process at the other end of the socket.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn peer_uid(stream: &UnixStream) -> Option<u32> {
-    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
-    getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn peer_uid(stream: &UnixStream) -> Option<u32> {
-    // getpeerucred(3C) on illumos, getpeereid elsewhere; tokio exposes both.
-    stream.peer_cred().ok().map(|c| c.uid())
-}
-
 pub async fn serve(
     listener: UnixListener,
     state: Arc<ServerState>,
@@ -161,7 +148,7 @@ pub async fn serve(
             },
             _ = shutdown.changed() => return,
         };
-        let uid = peer_uid(&stream);
+        let uid = crate::sys::peer_uid(&stream);
         let allowed = matches!(uid, Some(0)) || uid == Some(me);
         let state = state.clone();
         tokio::spawn(async move {

@@ -17,6 +17,7 @@ pub mod nfs3;
 pub mod nlm;
 pub mod portmap;
 pub mod rpc;
+pub mod sys;
 pub mod xdr;
 pub mod zfs;
 pub mod zone;

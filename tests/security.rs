@@ -12,6 +12,8 @@
 
 #[path = "security/clients.rs"]
 mod clients;
+#[path = "common/mod.rs"]
+mod common;
 #[path = "security/harness.rs"]
 mod harness;
 #[path = "security/ops.rs"]

@@ -17,7 +17,6 @@ pub mod handle;
 pub mod index;
 mod ops;
 pub mod perm;
-pub mod stat;
 pub mod status;
 
 use std::ffi::{CStr, CString};
@@ -32,9 +31,10 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
 
+use crate::sys as stat;
+pub use crate::sys::{Stat, Time};
 pub use handle::{FileHandle, HandleKey};
 pub use ops::*;
-pub use stat::{Stat, Time};
 pub use status::NfsStat;
 
 use cache::LruMap;
@@ -359,7 +359,7 @@ impl ExportFs {
         while let Some((dfd, dino)) = stack.pop() {
             dirs += 1;
             let mut names: Vec<Vec<u8>> = Vec::new();
-            let scanned = ops::scan_dir(dfd.as_fd(), 0, |name, _, _| {
+            let scanned = crate::sys::scan_dir(dfd.as_fd(), 0, |name, _, _| {
                 if name != b"." && name != b".." {
                     names.push(name.to_vec());
                 }

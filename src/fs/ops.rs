@@ -9,17 +9,17 @@ use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use nix::sys::stat::{FchmodatFlags, Mode, SFlag, UtimensatFlags};
+use nix::sys::stat::{Mode, SFlag, UtimensatFlags};
 use nix::sys::time::TimeSpec;
 use nix::unistd::UnlinkatFlags;
 use nix::unistd::{Gid, Uid};
 
 use super::perm::{self, EXEC, WRITE};
-use super::stat::{self, Stat, Time};
 use super::{
     check_name, check_new_name, open_at, ExportFs, FileHandle, FsResult, Located, NfsStat,
 };
 use crate::rpc::msg::AuthSys;
+use crate::sys::{self as stat, Stat, Time};
 
 /// The pre-operation attributes of RFC 1813 `wcc_attr`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,60 +142,6 @@ fn exclusive_times(v: [u8; 8]) -> (Time, Time) {
             nsec: 0,
         },
     )
-}
-
-/// Reads a whole directory position by position from `cookie`. `visit`
-/// returns false to stop (budget exhausted). Returns whether the end of the
-/// directory was reached.
-pub(super) fn scan_dir(
-    dir: BorrowedFd<'_>,
-    cookie: u64,
-    mut visit: impl FnMut(&[u8], u64, u64) -> bool,
-) -> Result<bool, Errno> {
-    let fd = open_at(dir, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY, 0)?;
-    let raw = fd.as_raw_fd();
-    // SAFETY: fdopendir takes ownership of the descriptor on success; we
-    // forget the OwnedFd only then, and closedir releases both.
-    let dp = unsafe { libc::fdopendir(raw) };
-    if dp.is_null() {
-        return Err(Errno::last());
-    }
-    std::mem::forget(fd);
-    struct Guard(*mut libc::DIR);
-    impl Drop for Guard {
-        fn drop(&mut self) {
-            // SAFETY: the pointer came from fdopendir and is closed once.
-            unsafe { libc::closedir(self.0) };
-        }
-    }
-    let g = Guard(dp);
-    if cookie != 0 {
-        // SAFETY: dp is a valid DIR*; cookies are positions we handed out.
-        unsafe { libc::seekdir(g.0, cookie as libc::c_long) };
-    }
-    loop {
-        Errno::clear();
-        // SAFETY: dp is valid; the returned entry is valid until the next call.
-        let ent = unsafe { libc::readdir(g.0) };
-        if ent.is_null() {
-            return match Errno::last_raw() {
-                0 => Ok(true),
-                e => Err(Errno::from_raw(e)),
-            };
-        }
-        // SAFETY: d_name is NUL-terminated within the entry.
-        let (name, ino, off) = unsafe {
-            let e = &*ent;
-            (
-                std::ffi::CStr::from_ptr(e.d_name.as_ptr()).to_bytes(),
-                e.d_ino as u64,
-                e.d_off as u64,
-            )
-        };
-        if !visit(name, ino, off) {
-            return Ok(false);
-        }
-    }
 }
 
 impl ExportFs {
@@ -695,45 +641,42 @@ impl ExportFs {
             Ok(v) => v,
             Err(e) => return (Wcc::default(), Err(e)),
         };
-        let res = (|| {
-            if rmdir && name == b"." {
-                return Err(NfsStat::Inval);
-            }
-            if name == b"." || name == b".." {
-                return Err(if rmdir {
-                    NfsStat::NotEmpty
+        let res =
+            (|| {
+                if rmdir && name == b"." {
+                    return Err(NfsStat::Inval);
+                }
+                if name == b"." || name == b".." {
+                    return Err(if rmdir {
+                        NfsStat::NotEmpty
+                    } else {
+                        NfsStat::IsDir
+                    });
+                }
+                let cname = check_name(name)?;
+                let est = stat::stat_at(dfd.as_fd(), &cname)?;
+                if rmdir && !est.is_dir() {
+                    return Err(NfsStat::NotDir);
+                }
+                if !rmdir && est.is_dir() {
+                    return Err(NfsStat::IsDir);
+                }
+                if !perm::may_delete_entry(&dst, &est, cred) {
+                    return Err(NfsStat::Acces);
+                }
+                let flags = if rmdir {
+                    UnlinkatFlags::RemoveDir
                 } else {
-                    NfsStat::IsDir
-                });
-            }
-            let cname = check_name(name)?;
-            let est = stat::stat_at(dfd.as_fd(), &cname)?;
-            if rmdir && !est.is_dir() {
-                return Err(NfsStat::NotDir);
-            }
-            if !rmdir && est.is_dir() {
-                return Err(NfsStat::IsDir);
-            }
-            if !perm::may_delete_entry(&dst, &est, cred) {
-                return Err(NfsStat::Acces);
-            }
-            let flags = if rmdir {
-                UnlinkatFlags::RemoveDir
-            } else {
-                UnlinkatFlags::NoRemoveDir
-            };
-            match nix::unistd::unlinkat(Some(dfd.as_raw_fd()), cname.as_c_str(), flags) {
-                Ok(()) => {}
-                // illumos reports a non-empty directory as EEXIST.
-                Err(Errno::EEXIST) if rmdir => return Err(NfsStat::NotEmpty),
-                Err(e) => return Err(e.into()),
-            }
-            self.forget(est.ino, dir.ino, name);
-            if rmdir || est.nlink <= 1 {
-                self.evict(est.ino);
-            }
-            Ok(())
-        })();
+                    UnlinkatFlags::NoRemoveDir
+                };
+                nix::unistd::unlinkat(Some(dfd.as_raw_fd()), cname.as_c_str(), flags)
+                    .map_err(|e| if rmdir { stat::not_empty_errno(e) } else { e })?;
+                self.forget(est.ino, dir.ino, name);
+                if rmdir || est.nlink <= 1 {
+                    self.evict(est.ino);
+                }
+                Ok(())
+            })();
         self.commit_dir(&dfd, dst.ino, res.is_ok());
         (Self::finish_wcc(&dfd, &dst), res)
     }
@@ -780,16 +723,13 @@ impl ExportFs {
                 // Moving a directory rewrites its "..": needs write on it.
                 return Err(NfsStat::Acces);
             }
-            match nix::fcntl::renameat(
+            nix::fcntl::renameat(
                 Some(ffd.as_raw_fd()),
                 cfrom.as_c_str(),
                 Some(tfd.as_raw_fd()),
                 cto.as_c_str(),
-            ) {
-                Ok(()) => {}
-                Err(Errno::EEXIST) => return Err(NfsStat::NotEmpty),
-                Err(e) => return Err(e.into()),
-            }
+            )
+            .map_err(stat::not_empty_errno)?;
             if let Some(t) = target {
                 if t.ino != src.ino {
                     self.forget(t.ino, to_dir.ino, to);
@@ -1005,26 +945,9 @@ impl ExportFs {
                     if st.is_symlink() {
                         return Err(NfsStat::NotSupp);
                     }
-                    // Sockets cannot be opened. Linux (glibc >= 2.32) honours
-                    // AT_SYMLINK_NOFOLLOW here, so a swapped-in symlink is
-                    // refused; illumos has no such flag for fchmodat, so
-                    // re-check the name right before (a narrow window remains).
-                    #[cfg(target_os = "linux")]
-                    let follow = FchmodatFlags::NoFollowSymlink;
-                    #[cfg(not(target_os = "linux"))]
-                    let follow = {
-                        let now = stat::stat_at(parent.as_fd(), name)?;
-                        if now.ino != st.ino || now.is_symlink() {
-                            return Err(NfsStat::Stale);
-                        }
-                        FchmodatFlags::FollowSymlink
-                    };
-                    nix::sys::stat::fchmodat(
-                        Some(parent.as_raw_fd()),
-                        name.as_c_str(),
-                        Mode::from_bits_truncate((mode & 0o7777) as _),
-                        follow,
-                    )?;
+                    // Sockets cannot be opened: change the name itself,
+                    // never what a symlink swapped in since would name.
+                    stat::chmod_at_nofollow(parent.as_fd(), name, mode & 0o7777, st)?;
                 }
                 if a.atime != SetTime::DontChange || a.mtime != SetTime::DontChange {
                     nix::sys::stat::utimensat(
@@ -1060,7 +983,7 @@ impl ExportFs {
         let mut entries = Vec::new();
         let mut used = 0usize;
         let mut too_small = false;
-        let eof = scan_dir(dfd.as_fd(), cookie, |name, ino, off| {
+        let eof = stat::scan_dir(dfd.as_fd(), cookie, |name, ino, off| {
             let cost = entry_cost(name.len());
             if used + cost > budget {
                 too_small = entries.is_empty();

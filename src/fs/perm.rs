@@ -4,8 +4,8 @@
 //! The server runs as root, so the kernel checks nothing on the caller's
 //! behalf: every procedure asks here first.
 
-use super::stat::Stat;
 use crate::rpc::msg::AuthSys;
+use crate::sys::Stat;
 
 pub const READ: u32 = 4;
 pub const WRITE: u32 = 2;
@@ -101,7 +101,7 @@ pub fn access_bits(st: &Stat, cred: &AuthSys, read_only: bool) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fs::stat::Time;
+    use crate::sys::Time;
 
     fn st(mode: u32, uid: u32, gid: u32) -> Stat {
         let t = Time { sec: 0, nsec: 0 };

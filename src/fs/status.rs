@@ -84,7 +84,8 @@ pub fn errno_to_nfsstat(errno: i32) -> NfsStat {
         EDQUOT => NfsStat::DQuot,
         ESTALE => NfsStat::Stale,
         EREMOTE => NfsStat::Remote,
-        EOPNOTSUPP => NfsStat::NotSupp,
+        // Equal on Linux; two different numbers on illumos.
+        e if e == EOPNOTSUPP || e == ENOTSUP => NfsStat::NotSupp,
         // ELOOP from O_NOFOLLOW: the object is a symlink where a file or
         // directory was required.
         ELOOP => NfsStat::NotDir,

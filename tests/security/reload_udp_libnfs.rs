@@ -222,33 +222,24 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
         return;
     }
     let result = std::thread::spawn(|| {
-        // SAFETY: unshare(2) with CLONE_NEWNET only changes this thread's network namespace.
-        let rc = unsafe { libc::unshare(libc::CLONE_NEWNET) };
-        assert_eq!(
-            rc,
-            0,
-            "unshare(CLONE_NEWNET): {}",
-            std::io::Error::last_os_error()
-        );
-        for args in [
-            &["link", "set", "lo", "up"][..],
-            &[
-                "route",
-                "replace",
-                "local",
-                "127.0.0.0/8",
-                "dev",
-                "lo",
-                "proto",
-                "kernel",
-                "scope",
-                "host",
-                "src",
-                "127.0.0.2",
-                "table",
-                "local",
-            ][..],
-        ] {
+        crate::common::enter_private_netns();
+        for args in [&[
+            "route",
+            "replace",
+            "local",
+            "127.0.0.0/8",
+            "dev",
+            "lo",
+            "proto",
+            "kernel",
+            "scope",
+            "host",
+            "src",
+            "127.0.0.2",
+            "table",
+            "local",
+        ][..]]
+        {
             let st = std::process::Command::new("ip")
                 .args(args)
                 .status()

@@ -1,0 +1,82 @@
+//! Linux implementations: `statx` gives attributes and the birth time (the
+//! handle generation) in one call; `fchmodat` honours AT_SYMLINK_NOFOLLOW
+//! (glibc >= 2.32); peer credentials come from SO_PEERCRED.
+
+use std::ffi::CStr;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+
+use super::stat::{generation_from_crtime, Stat, Time};
+
+pub const PLATFORM: &str = "linux";
+
+fn statx(dirfd: i32, path: &CStr, flags: i32) -> Result<Stat, Errno> {
+    // SAFETY: statx writes into the zeroed struct we own; path is a valid C string.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            dirfd,
+            path.as_ptr(),
+            flags | libc::AT_SYMLINK_NOFOLLOW | libc::AT_STATX_SYNC_AS_STAT,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            &mut sx,
+        )
+    };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    let t = |ts: libc::statx_timestamp| Time {
+        sec: ts.tv_sec,
+        nsec: ts.tv_nsec,
+    };
+    let gen = if sx.stx_mask & libc::STATX_BTIME != 0 {
+        generation_from_crtime(sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec)
+    } else {
+        0
+    };
+    Ok(Stat {
+        mode: sx.stx_mode as u32,
+        nlink: sx.stx_nlink,
+        uid: sx.stx_uid,
+        gid: sx.stx_gid,
+        size: sx.stx_size,
+        used: sx.stx_blocks.saturating_mul(512),
+        rdev_major: sx.stx_rdev_major,
+        rdev_minor: sx.stx_rdev_minor,
+        dev: ((sx.stx_dev_major as u64) << 32) | sx.stx_dev_minor as u64,
+        ino: sx.stx_ino,
+        atime: t(sx.stx_atime),
+        mtime: t(sx.stx_mtime),
+        ctime: t(sx.stx_ctime),
+        gen,
+    })
+}
+
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+    statx(dir.as_raw_fd(), name, 0)
+}
+
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    statx(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
+/// chmod of `name` itself, never of what a symlink swapped in names.
+pub fn chmod_at_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    _expect: &Stat,
+) -> Result<(), Errno> {
+    nix::sys::stat::fchmodat(
+        Some(dir.as_raw_fd()),
+        name,
+        nix::sys::stat::Mode::from_bits_truncate(mode as _),
+        nix::sys::stat::FchmodatFlags::NoFollowSymlink,
+    )
+}
+
+pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
+    use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
+    getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
+}

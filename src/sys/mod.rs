@@ -1,0 +1,91 @@
+//! Every place where the platforms volnfs runs on differ, in one module.
+//!
+//! Production is an illumos zone; development and CI are Linux. Each function
+//! here has a Linux implementation (`linux.rs`) and a POSIX one (`posix.rs`,
+//! what illumos runs) side by side. The POSIX one is also selectable on Linux
+//! with `RUSTFLAGS="--cfg volnfs_posix"`, and CI runs the whole test suite and
+//! the kernel-client workloads in that mode, so the zone's code paths meet
+//! real clients on every change. What only illumos can run (its system
+//! attribute calls) is in `illumos.rs`, type-checked for
+//! `x86_64-unknown-illumos` in CI. `docs/illumos.md` is the audit: every
+//! syscall and behaviour the server relies on, per platform, and its test.
+//!
+//! Nothing outside this module uses `cfg(target_os)` for behaviour.
+
+mod dir;
+mod stat;
+
+#[cfg(all(target_os = "linux", not(volnfs_posix)))]
+mod linux;
+#[cfg(all(target_os = "linux", not(volnfs_posix)))]
+use linux as imp;
+
+#[cfg(any(not(target_os = "linux"), volnfs_posix))]
+mod posix;
+#[cfg(any(not(target_os = "linux"), volnfs_posix))]
+use posix as imp;
+
+use std::ffi::CStr;
+use std::os::fd::BorrowedFd;
+
+use nix::errno::Errno;
+
+pub use dir::scan_dir;
+pub use stat::{generation_from_crtime, Stat, Time};
+
+/// Which implementation this binary runs: "linux", "posix" (the illumos
+/// code paths on Linux) or "illumos". Reported by `status`.
+pub const PLATFORM: &str = imp::PLATFORM;
+
+/// Attributes of `name` in `dir`, never following a symlink, with the
+/// object's generation.
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+    imp::stat_at(dir, name)
+}
+
+/// Attributes of an open descriptor (any type), with its generation.
+pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
+    imp::fstat(fd)
+}
+
+/// Changes the mode of `name` in `dir` (an object that cannot be opened: a
+/// socket), never through a symlink. `expect` is the object the caller
+/// checked permissions on.
+pub fn chmod_at_nofollow(
+    dir: BorrowedFd<'_>,
+    name: &CStr,
+    mode: u32,
+    expect: &Stat,
+) -> Result<(), Errno> {
+    imp::chmod_at_nofollow(dir, name, mode, expect)
+}
+
+/// The uid of the process at the other end of a unix socket.
+pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
+    imp::peer_uid(stream)
+}
+
+/// POSIX lets rmdir(2) and rename(2) report a non-empty directory as EEXIST
+/// or ENOTEMPTY; illumos says EEXIST, Linux ENOTEMPTY. Clients must see
+/// NFS3ERR_NOTEMPTY either way (never NFS3ERR_EXIST).
+pub fn not_empty_errno(e: Errno) -> Errno {
+    if e == Errno::EEXIST {
+        Errno::ENOTEMPTY
+    } else {
+        e
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard limit. The server
+/// keeps up to 1,024 connections and ~5,000 cached descriptors; the default
+/// soft limit is 256 on illumos and 1,024 on Linux. Raising the soft limit
+/// up to the hard one needs no privilege. Returns (soft, hard) after.
+pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    Ok((soft as u64, hard as u64))
+}
