@@ -385,6 +385,27 @@ async fn removed_files_handle_is_stale_even_when_its_inode_is_reused() {
             "the removed file's handle must be STALE although {name} now has its inode {ino}"
         );
         assert_ne!(victim, fresh, "a new object must get a new handle");
+        // The new file's bytes are never reachable through the old handle, and the old
+        // handle cannot write into it.
+        let secret = b"the new file's own bytes";
+        std::fs::write(server.export_dir().join(&name), secret).unwrap();
+        let res = conn
+            .read(&READ3args { file: victim.clone(), offset: 0, count: 4096 })
+            .await
+            .expect("READ rpc");
+        assert_eq!(status_of(&res), nfsstat3::NFS3ERR_STALE, "READ through the removed file's handle");
+        let res = conn
+            .write(&WRITE3args {
+                file: victim.clone(),
+                offset: 0,
+                count: 5,
+                stable: stable_how::FILE_SYNC,
+                data: Opaque::borrowed(b"XXXXX"),
+            })
+            .await
+            .expect("WRITE rpc");
+        assert_eq!(status_of(&res), nfsstat3::NFS3ERR_STALE, "WRITE through the removed file's handle");
+        assert_eq!(std::fs::read(server.export_dir().join(&name)).unwrap(), secret);
         let res = conn.getattr(&GETATTR3args { object: fresh }).await.expect("GETATTR rpc");
         assert_eq!(ok(res, "GETATTR new file").obj_attributes.fileid, ino);
     })

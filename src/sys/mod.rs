@@ -20,6 +20,8 @@ mod linux;
 #[cfg(all(target_os = "linux", not(volnfs_posix)))]
 use linux as imp;
 
+#[cfg(target_os = "illumos")]
+mod illumos;
 #[cfg(any(not(target_os = "linux"), volnfs_posix))]
 mod posix;
 #[cfg(any(not(target_os = "linux"), volnfs_posix))]

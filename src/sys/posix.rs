@@ -13,7 +13,10 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
-use super::stat::{Stat, Time};
+use super::stat::{generation_from_crtime, Stat, Time};
+
+#[cfg(target_os = "illumos")]
+use super::illumos::{crtime_at, crtime_fd};
 
 #[cfg(target_os = "illumos")]
 pub const PLATFORM: &str = "illumos";
@@ -62,14 +65,75 @@ fn fstatat(dirfd: i32, path: &CStr, flags: i32) -> Result<libc::stat, Errno> {
     Ok(st)
 }
 
-pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
-    let st = fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)?;
-    Ok(from_stat(&st, 0))
+/// The stand-in for illumos's A_CRTIME in posix mode on Linux: the same
+/// creation time, by a call of its own as illumos makes one.
+#[cfg(target_os = "linux")]
+fn btime(dirfd: i32, path: &CStr, flags: i32) -> Option<(i64, u32)> {
+    // SAFETY: statx writes into the zeroed struct we own.
+    let mut sx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::statx(
+            dirfd,
+            path.as_ptr(),
+            flags | libc::AT_SYMLINK_NOFOLLOW,
+            libc::STATX_BTIME,
+            &mut sx,
+        )
+    };
+    (rc == 0 && sx.stx_mask & libc::STATX_BTIME != 0)
+        .then_some((sx.stx_btime.tv_sec, sx.stx_btime.tv_nsec))
 }
 
+#[cfg(target_os = "linux")]
+fn crtime_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<(i64, u32)> {
+    btime(dir.as_raw_fd(), name, 0)
+}
+
+#[cfg(target_os = "linux")]
+fn crtime_fd(fd: BorrowedFd<'_>) -> Option<(i64, u32)> {
+    btime(fd.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "illumos")))]
+fn crtime_at(_: BorrowedFd<'_>, _: &CStr) -> Option<(i64, u32)> {
+    None
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "illumos")))]
+fn crtime_fd(_: BorrowedFd<'_>) -> Option<(i64, u32)> {
+    None
+}
+
+/// The handle generation: the creation time. A symlink's comes from its
+/// ctime instead, because illumos can read system attributes only through
+/// the object (O_XATTR follows symlinks, and a symlink cannot be opened):
+/// a symlink's handle therefore turns STALE when it is renamed or chowned
+/// (clients look it up again), never reaches another object.
+fn generation(st: &libc::stat, crtime: impl FnOnce() -> Option<(i64, u32)>) -> u64 {
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
+        return generation_from_crtime(st.st_ctime as i64, st.st_ctime_nsec as u32);
+    }
+    crtime()
+        .map(|(s, ns)| generation_from_crtime(s, ns))
+        .unwrap_or(0)
+}
+
+pub fn stat_at(dir: BorrowedFd<'_>, name: &CStr) -> Result<Stat, Errno> {
+    let st = fstatat(dir.as_raw_fd(), name, libc::AT_SYMLINK_NOFOLLOW)?;
+    let gen = generation(&st, || crtime_at(dir, name));
+    Ok(from_stat(&st, gen))
+}
+
+/// fstat(2), not fstatat(fd, "."): the latter is ENOTDIR for anything but a
+/// directory (the bug the first posix-mode test run found).
 pub fn fstat(fd: BorrowedFd<'_>) -> Result<Stat, Errno> {
-    let st = fstatat(fd.as_raw_fd(), c".", libc::AT_SYMLINK_NOFOLLOW)?;
-    Ok(from_stat(&st, 0))
+    // SAFETY: fstat writes into the zeroed struct we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(Errno::last());
+    }
+    let gen = generation(&st, || crtime_fd(fd));
+    Ok(from_stat(&st, gen))
 }
 
 /// chmod of `name` itself. Without a NOFOLLOW flag for fchmodat, re-check

@@ -1,0 +1,89 @@
+//! illumos system attributes: the ZFS creation time (A_CRTIME), read with
+//! `fgetattr(3C)` / `getattrat(3C)` from libc and looked up with libnvpair.
+//!
+//! Only type-checked here (CI checks `x86_64-unknown-illumos`); nothing on
+//! Linux can run it. In posix mode on Linux, `posix.rs` calls a `statx`
+//! stand-in at exactly the same places.
+//!
+//! `getattrat` opens the attribute directory of `name` (O_XATTR), which
+//! follows a symlink: symlinks never come here (see `posix::generation`).
+
+use std::ffi::{c_char, c_int, c_uint, CStr};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+/// `nvlist_t` (opaque).
+#[repr(C)]
+struct NvList {
+    _private: [u8; 0],
+}
+
+/// `xattr_view_t`: A_CRTIME is in the read-write view (SUNWattr_rw); reading
+/// it needs no write permission.
+const XATTR_VIEW_READWRITE: c_int = 1;
+/// `A_CRTIME`: a `uint64_t[2]` of seconds and nanoseconds.
+const A_CRTIME: &CStr = c"crtime";
+
+extern "C" {
+    fn fgetattr(fd: c_int, view: c_int, response: *mut *mut NvList) -> c_int;
+    fn getattrat(fd: c_int, view: c_int, name: *const c_char, response: *mut *mut NvList) -> c_int;
+}
+
+#[link(name = "nvpair")]
+extern "C" {
+    fn nvlist_lookup_uint64_array(
+        nvl: *mut NvList,
+        name: *const c_char,
+        val: *mut *mut u64,
+        n: *mut c_uint,
+    ) -> c_int;
+    fn nvlist_free(nvl: *mut NvList);
+}
+
+/// Takes ownership of a response list: reads A_CRTIME and frees the list.
+fn crtime_of(nvl: *mut NvList) -> Option<(i64, u32)> {
+    if nvl.is_null() {
+        return None;
+    }
+    let mut vals: *mut u64 = std::ptr::null_mut();
+    let mut n: c_uint = 0;
+    // SAFETY: nvl is a list fgetattr/getattrat allocated for us; the array
+    // pointer stays valid until nvlist_free, and we read it before that.
+    let found = unsafe {
+        let rc = nvlist_lookup_uint64_array(nvl, A_CRTIME.as_ptr(), &mut vals, &mut n);
+        let v = if rc == 0 && n >= 2 && !vals.is_null() {
+            Some((*vals as i64, (*vals.add(1)).min(999_999_999) as u32))
+        } else {
+            None
+        };
+        nvlist_free(nvl);
+        v
+    };
+    found
+}
+
+pub fn crtime_fd(fd: BorrowedFd<'_>) -> Option<(i64, u32)> {
+    let mut nvl: *mut NvList = std::ptr::null_mut();
+    // SAFETY: fgetattr only writes the response pointer.
+    let rc = unsafe { fgetattr(fd.as_raw_fd(), XATTR_VIEW_READWRITE, &mut nvl) };
+    if rc != 0 {
+        return None;
+    }
+    crtime_of(nvl)
+}
+
+pub fn crtime_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<(i64, u32)> {
+    let mut nvl: *mut NvList = std::ptr::null_mut();
+    // SAFETY: name is a valid C string; getattrat only writes the pointer.
+    let rc = unsafe {
+        getattrat(
+            dir.as_raw_fd(),
+            XATTR_VIEW_READWRITE,
+            name.as_ptr(),
+            &mut nvl,
+        )
+    };
+    if rc != 0 {
+        return None;
+    }
+    crtime_of(nvl)
+}
