@@ -154,6 +154,7 @@ impl ServerState {
             .collect();
         serde_json::json!({
             "version": env!("CARGO_PKG_VERSION"),
+            "platform": crate::sys::PLATFORM,
             "uptime_seconds": self.started.elapsed().as_secs(),
             "exports": exports,
             "dataset": {"kind": self.dataset.kind(), "name": self.dataset.name()},
@@ -573,7 +574,7 @@ pub async fn start_with(
     if let Some((nlm, notify, grace)) = nlm {
         nlm.start_recovery(notify, grace);
     }
-    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = state.nlm.is_some(), "volnfs ready");
+    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = state.nlm.is_some(), platform = crate::sys::PLATFORM, "volnfs ready");
     Ok(ServerHandle {
         state,
         control_socket,

@@ -83,11 +83,24 @@ pub fn not_empty_errno(e: Errno) -> Errno {
 /// soft limit is 256 on illumos and 1,024 on Linux. Raising the soft limit
 /// up to the hard one needs no privilege. Returns (soft, hard) after.
 pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    // nix has no rlimit calls for illumos; libc has them everywhere.
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
     }
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    Ok((soft as u64, hard as u64))
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        lim = raised;
+    }
+    Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
