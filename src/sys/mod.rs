@@ -102,5 +102,7 @@ pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
         }
         lim = raised;
     }
+    // rlim_t is u64 on both platforms today; the cast keeps it so if one changes.
+    #[allow(clippy::unnecessary_cast)]
     Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }

@@ -223,7 +223,7 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
     }
     let result = std::thread::spawn(|| {
         crate::common::enter_private_netns();
-        for args in [&[
+        let args = [
             "route",
             "replace",
             "local",
@@ -238,14 +238,12 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
             "127.0.0.2",
             "table",
             "local",
-        ][..]]
-        {
-            let st = std::process::Command::new("ip")
-                .args(args)
-                .status()
-                .expect("run ip");
-            assert!(st.success(), "ip {args:?} failed");
-        }
+        ];
+        let st = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .expect("run ip");
+        assert!(st.success(), "ip {args:?} failed");
         let server = Server::start(
             &["0.0.0.0"],
             vec![
