@@ -326,6 +326,62 @@ fn smf_manifest_follows_the_service_bundle_dtd_shape() {
     }
 }
 
+/// The start method runs with exactly the privileges smf/README.md explains, one row each,
+/// and may never gain more (limit = the same set).
+#[test]
+fn smf_start_method_holds_exactly_the_documented_privileges() {
+    let text = smf_manifest();
+    let doc = parse_xml(&text);
+    let cred = doc
+        .descendants()
+        .find(|n| n.has_tag_name("method_credential"))
+        .expect("the start method has a method_credential");
+    let set = |attr: &str| -> std::collections::BTreeSet<String> {
+        cred.attribute(attr)
+            .unwrap_or_else(|| panic!("method_credential lacks {attr}"))
+            .split(',')
+            .map(|p| p.trim().to_string())
+            .collect()
+    };
+    let privileges = set("privileges");
+    assert_eq!(
+        privileges,
+        set("limit_privileges"),
+        "limit set must equal the working set"
+    );
+    assert_eq!(cred.attribute("user"), Some("root"));
+    let readme = std::fs::read_to_string(repo().join("smf/README.md")).unwrap();
+    let section = readme
+        .split("## Privileges")
+        .nth(1)
+        .expect("smf/README.md has a Privileges section");
+    let documented: std::collections::BTreeSet<String> = section
+        .lines()
+        .take_while(|l| !l.starts_with("## "))
+        .filter(|l| l.starts_with("| `"))
+        .flat_map(|l| {
+            let first = l.split('|').nth(1).unwrap_or("");
+            first
+                .split(',')
+                .map(|p| p.trim().trim_matches('`').to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(
+        privileges, documented,
+        "every privilege granted has a row in smf/README.md, and no more"
+    );
+    for needed in [
+        "net_privaddr",
+        "sys_nfs",
+        "file_chown",
+        "sys_mount",
+        "file_dac_read",
+    ] {
+        assert!(privileges.contains(needed), "{needed} missing");
+    }
+}
+
 #[test]
 fn smf_start_method_names_what_the_image_installs_and_the_binary_reads() {
     let text = smf_manifest();
