@@ -817,6 +817,40 @@ async fn mknod_creates_a_fifo() {
     .await;
 }
 
+/// A socket cannot be opened, so its mode is changed by name (`sys::chmod_at_nofollow`:
+/// AT_SYMLINK_NOFOLLOW on Linux; re-check then fchmodat on illumos, which refuses the
+/// flag): the mode lands on the socket itself.
+#[tokio::test]
+async fn setattr_mode_of_a_socket_changes_the_socket() {
+    bounded(LIMIT, async {
+        let server = TestServer::start();
+        let mut conn = server.connect().await;
+        let root = conn.root_nfs_fh3();
+        let res = conn
+            .mknod(&MKNOD3args {
+                where_: dirop(&root, "sock"),
+                what: mknoddata3::NF3SOCK(mode_attrs(0o600)),
+            })
+            .await
+            .expect("MKNOD rpc");
+        let fh = ok(res, "MKNOD socket").obj.unwrap();
+        let res = conn
+            .setattr(&SETATTR3args {
+                object: fh.clone(),
+                new_attributes: mode_attrs(0o640),
+                guard: Nfs3Option::None,
+            })
+            .await
+            .expect("SETATTR rpc");
+        let res = ok(res, "SETATTR mode of a socket");
+        assert_eq!(wcc_after(&res.obj_wcc).mode & 0o7777, 0o640);
+        let meta = std::fs::symlink_metadata(server.export_dir().join("sock")).unwrap();
+        assert!(meta.file_type().is_socket(), "still a socket on disk");
+        assert_eq!(meta.mode() & 0o7777, 0o640, "socket mode on disk");
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn mknod_of_character_or_block_devices_is_refused() {
     bounded(LIMIT, async {

@@ -204,10 +204,11 @@ impl ExportFs {
             .dir_sync
             .commit(dir_ino, || nix::unistd::fsync(dfd.as_raw_fd()));
         if let Err(e) = res {
-            // illumos refuses fsync on a read-only directory descriptor;
-            // ZFS there logs namespace changes in the ZIL regardless.
-            if e != Errno::EBADF && e != Errno::EINVAL {
-                tracing::warn!(export = %self.name, error = %e, "fsync of a directory failed");
+            // fsync of a read-only directory descriptor is VOP_FSYNC on both
+            // platforms (zil_commit on ZFS); only filesystems that cannot sync
+            // directories say EINVAL, and for them there is nothing to do.
+            if e != Errno::EINVAL {
+                tracing::warn!(export = %self.name, dir_ino, error = %e, "fsync of a directory failed: a namespace change may not survive a crash");
             }
         }
     }

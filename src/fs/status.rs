@@ -116,6 +116,9 @@ mod tests {
             (libc::EFBIG, NfsStat::FBig),
             (libc::EEXIST, NfsStat::Exist),
             (libc::ENOENT, NfsStat::NoEnt),
+            // Two numbers on illumos (48, 122), one on Linux.
+            (libc::ENOTSUP, NfsStat::NotSupp),
+            (libc::EOPNOTSUPP, NfsStat::NotSupp),
         ];
         for (errno, want) in table {
             assert_eq!(errno_to_nfsstat(errno), want, "errno {errno}");

@@ -106,3 +106,21 @@ pub fn raise_fd_limit() -> std::io::Result<(u64, u64)> {
     #[allow(clippy::unnecessary_cast)]
     Ok((lim.rlim_cur as u64, lim.rlim_max as u64))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_non_empty_directory_is_enotempty_whatever_the_platform_said() {
+        assert_eq!(not_empty_errno(Errno::EEXIST), Errno::ENOTEMPTY);
+        assert_eq!(not_empty_errno(Errno::ENOTEMPTY), Errno::ENOTEMPTY);
+        assert_eq!(not_empty_errno(Errno::EACCES), Errno::EACCES);
+    }
+
+    #[test]
+    fn the_open_file_limit_is_raised_to_the_hard_limit() {
+        let (soft, hard) = raise_fd_limit().unwrap();
+        assert_eq!(soft, hard);
+    }
+}
