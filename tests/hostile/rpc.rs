@@ -56,7 +56,7 @@ impl Xdr {
     /// Fixed-length opaque: bytes plus padding, no length word.
     pub fn fixed(mut self, data: &[u8]) -> Self {
         self.0.extend_from_slice(data);
-        while self.0.len() % 4 != 0 {
+        while !self.0.len().is_multiple_of(4) {
             self.0.push(0);
         }
         self
