@@ -19,12 +19,14 @@ use crate::dataset::{Dataset, Directory};
 use crate::exports::{Export, ExportTable};
 use crate::fs::index::Store;
 use crate::fs::{ExportFs, HandleKey};
+use crate::iopool::IoPool;
 use crate::mount::Mount;
 use crate::nfs3::Nfs3;
 use crate::nlm::{Nlm, Nsm};
-use crate::portmap::Portmap;
+use crate::portmap::{Portmap, Registration};
 use crate::rpc::server::{ClientRegistry, Transports};
 use crate::rpc::{Dispatcher, Program};
+use crate::service::ServerState;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -56,120 +58,6 @@ pub enum AppError {
 /// How long a shutdown waits for in-flight calls.
 pub const DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
-/// What the control socket and signal handlers act on.
-pub struct ServerState {
-    pub exports: Arc<ExportTable>,
-    pub nfs: Arc<Nfs3>,
-    pub clients: Arc<ClientRegistry>,
-    /// The volume's dataset (the first export's).
-    pub dataset: Arc<dyn Dataset>,
-    /// The config file to re-read on reload (none in zero-config mode).
-    pub config_path: Option<PathBuf>,
-    pub started: Instant,
-    /// The lock manager, when served.
-    pub nlm: Option<Arc<Nlm>>,
-}
-
-impl ServerState {
-    /// Re-reads the config file: new client rules apply to the next request,
-    /// and connections from addresses no export admits any more are closed.
-    pub fn reload(&self) -> Result<serde_json::Value, String> {
-        let Some(path) = &self.config_path else {
-            return Err("zero-config mode: there is no config file to reload".into());
-        };
-        let cfg = Config::load(path).map_err(|e| crate::error_chain(&e))?;
-        let mut reloaded = Vec::new();
-        let mut ignored = Vec::new();
-        for e in &cfg.exports {
-            match self.exports.by_name(&e.name) {
-                Some(live) => {
-                    *live.policy.write().unwrap_or_else(|p| p.into_inner()) = e.policy.clone();
-                    reloaded.push(e.name.clone());
-                }
-                None => ignored.push(e.name.clone()),
-            }
-        }
-        for name in &ignored {
-            tracing::warn!(export = %name, "new export in the config: restart volnfs to serve it");
-        }
-        let closed = self.clients.close_unless(|ip| self.exports.admits(ip));
-        let unlocked = self
-            .nlm
-            .as_ref()
-            .map(|n| n.release_unless(|ip| self.exports.admits(ip)))
-            .unwrap_or(0);
-        tracing::info!(exports = ?reloaded, closed_connections = closed, clients_unlocked = unlocked, "export rules reloaded");
-        Ok(
-            serde_json::json!({"reloaded": reloaded, "needs_restart": ignored, "closed_connections": closed, "clients_unlocked": unlocked}),
-        )
-    }
-
-    pub fn clients_json(&self) -> Vec<serde_json::Value> {
-        let mounts = self.exports.mounts();
-        let mut out: Vec<serde_json::Value> = self
-            .clients
-            .list()
-            .into_iter()
-            .map(|(peer, since)| {
-                let since = since
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0);
-                let mounted: Vec<&str> = mounts.iter().filter(|m| m.client == peer.ip()).map(|m| m.export.as_str()).collect();
-                serde_json::json!({"address": peer.ip().to_string(), "port": peer.port(), "connected_since": since, "mounts": mounted})
-            })
-            .collect();
-        out.sort_by(|a, b| a["address"].as_str().cmp(&b["address"].as_str()));
-        out
-    }
-
-    pub async fn status(&self) -> serde_json::Value {
-        let space = self.dataset.space().await.ok();
-        let snapshots = self.dataset.snapshots().await.ok().map(|s| s.len());
-        let exports: Vec<serde_json::Value> = self
-            .exports
-            .all()
-            .iter()
-            .map(|e| {
-                let p = e.policy.read().unwrap_or_else(|p| p.into_inner()).clone();
-                let rules: Vec<serde_json::Value> = p
-                    .rules
-                    .iter()
-                    .map(|r| serde_json::json!({"match": r.cidr.to_string(), "access": r.access, "squash": r.squash}))
-                    .collect();
-                serde_json::json!({"name": e.fs.name, "path": e.fs.path, "clients": rules})
-            })
-            .collect();
-        let procedures: serde_json::Map<String, serde_json::Value> = self
-            .nfs
-            .counts()
-            .into_iter()
-            .map(|(n, c)| (n.to_string(), c.into()))
-            .collect();
-        let mounts: Vec<serde_json::Value> = self
-            .exports
-            .mounts()
-            .into_iter()
-            .map(|m| serde_json::json!({"client": m.client.to_string(), "export": m.export}))
-            .collect();
-        serde_json::json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "platform": crate::sys::PLATFORM,
-            "uptime_seconds": self.started.elapsed().as_secs(),
-            "exports": exports,
-            "dataset": {"kind": self.dataset.kind(), "name": self.dataset.name()},
-            "size": space.map(|s| s.size),
-            "used": space.map(|s| s.used),
-            "available": space.map(|s| s.available),
-            "snapshot_count": snapshots,
-            "connected_clients": self.clients.list().len(),
-            "mounts": mounts,
-            "procedures": procedures,
-            "locks_held": self.nlm.as_ref().map(|n| n.held()),
-        })
-    }
-}
-
 pub struct ServerHandle {
     pub state: Arc<ServerState>,
     pub control_socket: Option<PathBuf>,
@@ -193,32 +81,20 @@ impl ServerHandle {
         self.portmap_addr
     }
 
-    /// Stops accepting, lets in-flight requests finish, flushes the handle
-    /// indexes, and returns.
+    /// Stops accepting, lets in-flight requests finish (each connection
+    /// waits at most the drain limit), stops the file I/O pool, flushes the
+    /// handle indexes and ends the lock manager's tasks.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         for t in self.tasks {
             let _ = t.await;
         }
-        // Connections stop reading at the signal and finish the calls they
-        // have in flight; give them a bounded time (SMF's stop timeout is
-        // longer, so we exit by ourselves with the index flushed).
-        let deadline = Instant::now() + DRAIN_LIMIT;
-        while !self.state.clients.list().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
-        let left = self.state.clients.list().len();
-        if left > 0 {
-            tracing::warn!(
-                connections = left,
-                "drain time limit reached; closing the rest"
-            );
-        }
+        self.state.pool.shutdown(DRAIN_LIMIT);
         for e in self.exports.all() {
             e.fs.close_index();
         }
         if let Some(nlm) = &self.state.nlm {
-            nlm.shutdown();
+            nlm.shutdown().await;
         }
     }
 }
@@ -446,27 +322,13 @@ pub async fn start_with(
         exports.push(Arc::new(Export {
             fs: Arc::new(fs),
             policy: RwLock::new(e.policy.clone()),
-            gate: tokio::sync::RwLock::new(()),
+            gate: Arc::new(tokio::sync::RwLock::new(())),
+            dataset: e.dataset.clone(),
         }));
     }
     let table = Arc::new(ExportTable::new(exports));
-    let mut verifier = [0u8; 8];
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    verifier.copy_from_slice(&now.to_be_bytes());
-    // Mix in randomness: two starts within one clock tick still differ.
-    let mut rnd = [0u8; 4];
-    let _ = getrandom::getrandom(&mut rnd);
-    for (v, r) in verifier[4..].iter_mut().zip(rnd) {
-        *v ^= r;
-    }
-    let nfs = Arc::new(Nfs3::new(
-        table.clone(),
-        verifier,
-        config.limits.max_record as u32,
-    ));
+    let pool = IoPool::new(config.io);
+    let nfs = Nfs3::new(table.clone(), write_verifier(), pool.clone());
 
     let ips = &config.listen;
     let (nfs_tcp, nfs_udp, nfs_port) = bind_service("nfs", ips, config.nfs_port)?;
@@ -492,22 +354,51 @@ pub async fn start_with(
         nfs.clone(),
         Arc::new(Mount {
             exports: table.clone(),
+            pool: pool.clone(),
         }),
     ];
     // The lock manager and its status monitor answer on the NFS port (every
     // listener serves every program); clients find them through portmap.
     let nlm = config.lock_grace.map(|grace| {
         let (monitor, notify) = crate::nlm::nsm::Monitor::open(config.state_dir.as_deref());
-        let nlm = Arc::new(Nlm::new(table.clone(), monitor, grace, !notify.is_empty()));
+        let nlm = Arc::new(Nlm::new(
+            table.clone(),
+            pool.clone(),
+            monitor,
+            grace,
+            !notify.is_empty(),
+        ));
         (nlm, notify, grace)
     });
     if let Some((nlm, _, _)) = &nlm {
         programs.push(nlm.clone());
         programs.push(Arc::new(Nsm { nlm: nlm.clone() }));
     }
-    if portmap_addr.is_some() {
+    if let Some(pm) = portmap_addr {
+        // Every program is registered at the port clients expect it on:
+        // MOUNT at the mount port, the portmapper at its own, the rest
+        // (NFS, NLM, NSM) at the NFS port.
+        let port_of = |prog: u32| match prog {
+            crate::mount::PROGRAM => mount_port,
+            _ => nfs_port,
+        };
+        let mut regs = vec![Registration {
+            prog: crate::portmap::PROGRAM,
+            versions: vec![2, 3, 4],
+            name: "portmapper",
+            port: pm.port(),
+        }];
+        for p in &programs {
+            let (low, high) = p.versions();
+            regs.push(Registration {
+                prog: p.number(),
+                versions: (low..=high).collect(),
+                name: p.name(),
+                port: port_of(p.number()),
+            });
+        }
         programs.push(Arc::new(Portmap {
-            mappings: crate::portmap::mappings(nfs_addr, mount_addr, portmap_addr, nlm.is_some()),
+            mappings: crate::portmap::mappings(&regs),
             ipv6: ips.iter().any(|i| i.is_ipv6()),
         }));
     }
@@ -538,7 +429,7 @@ pub async fn start_with(
         Some(name) => {
             tracing::info!(dataset = %name, zfs = %config.zfs_path.display(), "volume is a ZFS dataset");
             Arc::new(ZfsDataset {
-                cli: crate::zfs::ZfsCli::new(config.zfs_path.clone()),
+                cli: crate::sys::zfs::ZfsCli::new(config.zfs_path.clone()),
                 name,
                 snapshot_limit: config.snapshot_limit,
             })
@@ -555,6 +446,8 @@ pub async fn start_with(
         config_path,
         started,
         nlm: nlm.as_ref().map(|(n, _, _)| n.clone()),
+        pool,
+        volume_ops: Default::default(),
     });
     // Zero-config mode keeps its control socket beside its state.
     let control_socket = config
@@ -574,7 +467,7 @@ pub async fn start_with(
     if let Some((nlm, notify, grace)) = nlm {
         nlm.start_recovery(notify, grace);
     }
-    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = state.nlm.is_some(), platform = crate::sys::PLATFORM, "volnfs ready");
+    tracing::info!(nfs = %nfs_addr, mount = %mount_addr, portmap = ?portmap_addr, locking = state.nlm.is_some(), platform = crate::sys::PLATFORM, io_threads = config.io.threads, "volnfs ready");
     Ok(ServerHandle {
         state,
         control_socket,
@@ -586,4 +479,21 @@ pub async fn start_with(
         exports: table,
         nfs,
     })
+}
+
+/// The write verifier: different at every start (time, mixed with
+/// randomness so two starts within one clock tick still differ).
+fn write_verifier() -> [u8; 8] {
+    let mut verifier = [0u8; 8];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    verifier.copy_from_slice(&now.to_be_bytes());
+    let mut rnd = [0u8; 4];
+    let _ = getrandom::getrandom(&mut rnd);
+    for (v, r) in verifier[4..].iter_mut().zip(rnd) {
+        *v ^= r;
+    }
+    verifier
 }

@@ -8,8 +8,9 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 
 use crate::access::{Access, ExportPolicy, Rights, Squash};
-use crate::fs::{ExportFs, FileHandle, FsResult, NfsStat};
-use crate::rpc::msg::{Auth, AuthSys};
+use crate::fs::handle::Refusal;
+use crate::fs::{Cred, ExportFs, FileHandle};
+use crate::rpc::msg::Auth;
 
 pub struct Export {
     pub fs: Arc<ExportFs>,
@@ -17,7 +18,9 @@ pub struct Export {
     /// NFS calls hold it shared while they run; a rollback holds it
     /// exclusively, which stops admitting calls and waits for the running
     /// ones to finish (clients see a pause, not an error).
-    pub gate: tokio::sync::RwLock<()>,
+    pub gate: Arc<tokio::sync::RwLock<()>>,
+    /// The ZFS dataset this export serves (config `exports[].dataset`).
+    pub dataset: Option<String>,
 }
 
 impl Export {
@@ -29,21 +32,21 @@ impl Export {
     }
 
     /// The credential operations run with, after squashing.
-    pub fn effective_cred(&self, auth: &Auth, rights: &Rights) -> AuthSys {
+    pub fn effective_cred(&self, auth: &Auth, rights: &Rights) -> Cred {
         let p = self.policy.read().unwrap_or_else(|p| p.into_inner());
         squash(auth, rights.squash, p.anon_uid, p.anon_gid)
     }
 }
 
 /// Applies a squash mode to a wire credential (exports(5) semantics).
-pub fn squash(auth: &Auth, mode: Squash, anon_uid: u32, anon_gid: u32) -> AuthSys {
-    let anon = AuthSys::new(anon_uid, anon_gid, &[]);
+pub fn squash(auth: &Auth, mode: Squash, anon_uid: u32, anon_gid: u32) -> Cred {
+    let anon = Cred::new(anon_uid, anon_gid, &[]);
     match (auth, mode) {
         (Auth::None, _) | (_, Squash::AllSquash) => anon,
-        (Auth::Sys(s), Squash::NoRootSquash) => *s,
+        (Auth::Sys(s), Squash::NoRootSquash) => Cred::new(s.uid, s.gid, s.groups()),
         (Auth::Sys(s), Squash::RootSquash) => {
             if s.uid != 0 && s.gid != 0 && !s.groups().contains(&0) {
-                return *s;
+                return Cred::new(s.uid, s.gid, s.groups());
             }
             let uid = if s.uid == 0 { anon_uid } else { s.uid };
             let gid = if s.gid == 0 { anon_gid } else { s.gid };
@@ -52,7 +55,7 @@ pub fn squash(auth: &Auth, mode: Squash, anon_uid: u32, anon_gid: u32) -> AuthSy
                 .iter()
                 .map(|&g| if g == 0 { anon_gid } else { g })
                 .collect();
-            AuthSys::new(uid, gid, &groups)
+            Cred::new(uid, gid, &groups)
         }
     }
 }
@@ -95,13 +98,13 @@ impl ExportTable {
     }
 
     /// Finds the export a wire handle belongs to and authenticates it.
-    pub fn resolve_handle(&self, bytes: &[u8]) -> FsResult<(&Arc<Export>, FileHandle)> {
-        let id = FileHandle::peek_export_id(bytes).map_err(|_| NfsStat::BadHandle)?;
+    pub fn resolve_handle(&self, bytes: &[u8]) -> Result<(&Arc<Export>, FileHandle), Refusal> {
+        let id = FileHandle::peek_export_id(bytes).map_err(|_| Refusal::Bad)?;
         let export = self
             .exports
             .iter()
             .find(|e| e.fs.id == id)
-            .ok_or(NfsStat::Stale)?;
+            .ok_or(Refusal::Stale)?;
         let fh = export.fs.decode_handle(bytes)?;
         Ok((export, fh))
     }
@@ -155,6 +158,7 @@ pub fn read_only(rights: &Rights) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rpc::msg::AuthSys;
 
     #[test]
     fn root_squash_maps_root_and_group_zero() {
@@ -165,20 +169,17 @@ mod tests {
         let user = Auth::Sys(AuthSys::new(1000, 100, &[5]));
         assert_eq!(
             squash(&user, Squash::RootSquash, 1, 1),
-            AuthSys::new(1000, 100, &[5])
+            Cred::new(1000, 100, &[5])
         );
     }
 
     #[test]
     fn all_squash_and_auth_none_become_anonymous() {
         let user = Auth::Sys(AuthSys::new(1000, 100, &[]));
-        assert_eq!(
-            squash(&user, Squash::AllSquash, 7, 8),
-            AuthSys::new(7, 8, &[])
-        );
+        assert_eq!(squash(&user, Squash::AllSquash, 7, 8), Cred::new(7, 8, &[]));
         assert_eq!(
             squash(&Auth::None, Squash::NoRootSquash, 7, 8),
-            AuthSys::new(7, 8, &[])
+            Cred::new(7, 8, &[])
         );
     }
 

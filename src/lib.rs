@@ -11,15 +11,17 @@ pub mod control;
 pub mod dataset;
 pub mod exports;
 pub mod fs;
+pub mod iopool;
 pub mod logging;
 pub mod mount;
 pub mod nfs3;
 pub mod nlm;
 pub mod portmap;
 pub mod rpc;
+pub mod service;
 pub mod sys;
+pub mod tasks;
 pub mod xdr;
-pub mod zfs;
 pub mod zone;
 
 /// Formats an error with its whole cause chain ("a: b: c"), for logs and

@@ -10,9 +10,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::exports::{Export, ExportTable};
-use crate::fs::status::NfsStat;
+use crate::fs::Kind;
+use crate::iopool::IoPool;
 use crate::rpc::msg::{AcceptStat, AUTH_SYS};
-use crate::rpc::{CallContext, Program};
+use crate::rpc::{Call, CallContext, Program, Reply};
 use crate::xdr::{Reader, Writer};
 
 pub const PROGRAM: u32 = 100005;
@@ -26,6 +27,8 @@ const MNT3ERR_SERVERFAULT: u32 = 10006;
 
 pub struct Mount {
     pub exports: Arc<ExportTable>,
+    /// Walks below an export root (subdirectory mounts) run here.
+    pub pool: IoPool,
 }
 
 #[async_trait]
@@ -38,14 +41,21 @@ impl Program for Mount {
         (1, 3)
     }
 
-    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
-        let mut r = Reader::new(args);
+    fn name(&self) -> &'static str {
+        "mountd"
+    }
+
+    async fn call(&self, call: Call, reply: Reply) {
+        let ctx = &call.ctx;
+        let mut r = Reader::new(call.args());
+        let mut w = reply.results();
         match ctx.header.proc_ {
-            0 => Ok(()),
+            0 => {}
             1 if ctx.header.vers == 3 => {
-                let path = r.string(MNTPATHLEN).map_err(|_| AcceptStat::GarbageArgs)?;
-                self.mnt(ctx, path, w);
-                Ok(())
+                let Ok(path) = r.string(MNTPATHLEN) else {
+                    return reply.error(AcceptStat::GarbageArgs);
+                };
+                self.mnt(ctx, path, &mut w).await;
             }
             2 => {
                 for m in self.exports.mounts() {
@@ -54,19 +64,16 @@ impl Program for Mount {
                     w.string(m.export.as_bytes());
                 }
                 w.bool(false);
-                Ok(())
             }
             3 => {
-                let path = r.string(MNTPATHLEN).map_err(|_| AcceptStat::GarbageArgs)?;
+                let Ok(path) = r.string(MNTPATHLEN) else {
+                    return reply.error(AcceptStat::GarbageArgs);
+                };
                 if let Ok(p) = std::str::from_utf8(path) {
                     self.exports.remove_mount(ctx.peer.ip(), p);
                 }
-                Ok(())
             }
-            4 => {
-                self.exports.remove_all_mounts(ctx.peer.ip());
-                Ok(())
-            }
+            4 => self.exports.remove_all_mounts(ctx.peer.ip()),
             5 => {
                 for e in self.exports.all() {
                     w.bool(true);
@@ -79,10 +86,10 @@ impl Program for Mount {
                     w.bool(false);
                 }
                 w.bool(false);
-                Ok(())
             }
-            _ => Err(AcceptStat::ProcUnavail),
+            _ => return reply.error(AcceptStat::ProcUnavail),
         }
+        reply.send(w);
     }
 }
 
@@ -116,7 +123,7 @@ impl Mount {
             .map(|(_, e, rest)| (e, rest.split('/').filter(|c| !c.is_empty()).collect()))
     }
 
-    fn mnt(&self, ctx: &CallContext, path: &[u8], w: &mut Writer) {
+    async fn mnt(&self, ctx: &CallContext, path: &[u8], w: &mut Writer) {
         let peer = ctx.peer;
         let path_str = std::str::from_utf8(path).ok();
         let Some((export, below)) = path_str.and_then(|p| self.export_for_path(p)) else {
@@ -133,34 +140,41 @@ impl Mount {
             w.u32(MNT3ERR_ACCES);
             return;
         };
-        let mut fh = match export.fs.root_handle() {
-            Ok(fh) => fh,
-            Err(e) => {
-                tracing::error!(export = %export.fs.name, error = %e, "export root is not accessible");
-                w.u32(MNT3ERR_SERVERFAULT);
-                return;
-            }
-        };
-        // A subdirectory mount walks down with LOOKUP semantics and the caller's
-        // (squashed) credential: never `..`, never through a symlink, never off the export.
-        let cred = export.effective_cred(&ctx.header.auth, &rights);
-        for component in &below {
-            if *component == "." || *component == ".." {
+        // The root handle is known without touching the disk; a
+        // subdirectory mount walks down with LOOKUP semantics and the
+        // caller's (squashed) credential, on the file I/O pool: never `..`,
+        // never through a symlink, never off the export.
+        let mut fh = export.fs.root_handle();
+        if !below.is_empty() {
+            if below.iter().any(|c| *c == "." || *c == "..") {
                 w.u32(MNT3ERR_NOENT);
                 return;
             }
-            match export.fs.lookup(&fh, component.as_bytes(), &cred).1 {
-                Ok((next, st)) if st.is_dir() => fh = next,
-                Ok(_) => {
-                    w.u32(MNT3ERR_NOTDIR);
-                    return;
-                }
-                Err(NfsStat::Acces) => {
-                    w.u32(MNT3ERR_ACCES);
-                    return;
-                }
-                Err(_) => {
-                    w.u32(MNT3ERR_NOENT);
+            let cred = export.effective_cred(&ctx.header.auth, &rights);
+            let fs = export.fs.clone();
+            let parts: Vec<Vec<u8>> = below.iter().map(|c| c.as_bytes().to_vec()).collect();
+            let walked = self
+                .pool
+                .run(ctx.peer.ip(), move || {
+                    let mut fh = fs.root_handle();
+                    for c in &parts {
+                        match fs.lookup(&fh, c, &cred).1 {
+                            Ok((next, st)) if st.is_dir() => fh = next,
+                            Ok(_) => return Err(MNT3ERR_NOTDIR),
+                            Err(e) if e.kind == Kind::Os(nix::errno::Errno::EACCES) => {
+                                return Err(MNT3ERR_ACCES)
+                            }
+                            Err(_) => return Err(MNT3ERR_NOENT),
+                        }
+                    }
+                    Ok(fh)
+                })
+                .await
+                .unwrap_or(Err(MNT3ERR_SERVERFAULT));
+            match walked {
+                Ok(f) => fh = f,
+                Err(code) => {
+                    w.u32(code);
                     return;
                 }
             }

@@ -46,7 +46,7 @@ pub enum DatasetError {
         op: &'static str,
         dataset: String,
         #[source]
-        source: Box<crate::zfs::ZfsError>,
+        source: Box<crate::sys::zfs::ZfsError>,
     },
     #[error("snapshot {name} exists")]
     SnapshotExists { name: String },
@@ -68,25 +68,6 @@ pub enum DatasetError {
     Busy { what: String },
     #[error("internal error: {0}")]
     Internal(String),
-}
-
-impl DatasetError {
-    /// The stable control-socket error code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            DatasetError::Unsupported { .. } => "unsupported",
-            DatasetError::Space { .. } => "io_error",
-            DatasetError::Zfs { .. } => "zfs_error",
-            DatasetError::SnapshotExists { .. } => "snapshot_exists",
-            DatasetError::SnapshotNotFound { .. } => "snapshot_not_found",
-            DatasetError::SnapshotLimit { .. } => "snapshot_limit",
-            DatasetError::HasNewerSnapshots { .. } => "snapshot_has_newer",
-            DatasetError::RollbackOverQuota { .. } => "rollback_over_quota",
-            DatasetError::QuotaBelowUsage { .. } => "quota_below_usage",
-            DatasetError::Busy { .. } => "busy",
-            DatasetError::Internal(_) => "internal",
-        }
-    }
 }
 
 #[async_trait]

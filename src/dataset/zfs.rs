@@ -2,12 +2,12 @@
 //! dataset (`zones/<uuid>/data/<vol>`) whose `refquota` is the volume size
 //! (ARCHITECTURE §5: a zone may set `refquota`, not `quota`, on its
 //! delegated dataset). Everything goes through the `zfs` CLI runner in
-//! `crate::zfs`; output parsing is pure and tested on captured output.
+//! `crate::sys::zfs`; output parsing is pure and tested on captured output.
 
 use async_trait::async_trait;
 
 use super::{Dataset, DatasetError, Snapshot, Space};
-use crate::zfs::{FailureKind, ParseError, ZfsCli, ZfsError};
+use crate::sys::zfs::{FailureKind, ParseError, ZfsCli, ZfsError};
 
 pub struct ZfsDataset {
     pub cli: ZfsCli,

@@ -52,6 +52,16 @@ impl HandleKey {
     }
 }
 
+/// Why an export refused a wire handle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Not a handle of ours, or its MAC does not verify (NFS3ERR_BADHANDLE).
+    Bad,
+    /// One of ours, of a filesystem or export that is no longer the one
+    /// served under that id (NFS3ERR_STALE).
+    Stale,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandleError {
     /// Wrong length or version: not one of ours at all.

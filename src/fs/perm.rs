@@ -4,7 +4,7 @@
 //! The server runs as root, so the kernel checks nothing on the caller's
 //! behalf: every procedure asks here first.
 
-use crate::rpc::msg::AuthSys;
+use super::cred::Cred;
 use crate::sys::Stat;
 
 pub const READ: u32 = 4;
@@ -12,7 +12,7 @@ pub const WRITE: u32 = 2;
 pub const EXEC: u32 = 1;
 
 /// The rwx bits that apply to `cred` for an object.
-fn class_bits(st: &Stat, cred: &AuthSys) -> u32 {
+fn class_bits(st: &Stat, cred: &Cred) -> u32 {
     if st.uid == cred.uid {
         (st.mode >> 6) & 7
     } else if cred.in_group(st.gid) {
@@ -25,38 +25,38 @@ fn class_bits(st: &Stat, cred: &AuthSys) -> u32 {
 /// Whether `cred` holds every right in `want` (READ|WRITE|EXEC) on `st`.
 /// Root may read and write anything, and execute anything that has an
 /// execute bit or is a directory.
-pub fn allowed(st: &Stat, cred: &AuthSys, want: u32) -> bool {
+pub fn allowed(st: &Stat, cred: &Cred, want: u32) -> bool {
     if cred.uid == 0 {
         return want & EXEC == 0 || st.is_dir() || st.mode & 0o111 != 0;
     }
     class_bits(st, cred) & want == want
 }
 
-pub fn is_owner(st: &Stat, cred: &AuthSys) -> bool {
+pub fn is_owner(st: &Stat, cred: &Cred) -> bool {
     cred.uid == 0 || st.uid == cred.uid
 }
 
 /// READ on a file: read permission, or execute permission (a client runs a
 /// binary by reading it), or ownership (the client checked at open time and
 /// the file may since have been made unreadable, as knfsd allows).
-pub fn may_read_data(st: &Stat, cred: &AuthSys) -> bool {
+pub fn may_read_data(st: &Stat, cred: &Cred) -> bool {
     allowed(st, cred, READ) || allowed(st, cred, EXEC) || st.uid == cred.uid
 }
 
 /// WRITE on a file: write permission or ownership (a file created 0444 by
 /// `open(O_CREAT|O_WRONLY, 0444)` must still take the creator's writes).
-pub fn may_write_data(st: &Stat, cred: &AuthSys) -> bool {
+pub fn may_write_data(st: &Stat, cred: &Cred) -> bool {
     allowed(st, cred, WRITE) || st.uid == cred.uid
 }
 
 /// Adding or removing entries in a directory needs write and search.
-pub fn may_modify_dir(dir: &Stat, cred: &AuthSys) -> bool {
+pub fn may_modify_dir(dir: &Stat, cred: &Cred) -> bool {
     allowed(dir, cred, WRITE | EXEC)
 }
 
 /// Sticky directories: only the entry's owner, the directory's owner or
 /// root may remove or rename an entry.
-pub fn may_delete_entry(dir: &Stat, entry: &Stat, cred: &AuthSys) -> bool {
+pub fn may_delete_entry(dir: &Stat, entry: &Stat, cred: &Cred) -> bool {
     if !may_modify_dir(dir, cred) {
         return false;
     }
@@ -67,7 +67,7 @@ pub fn may_delete_entry(dir: &Stat, entry: &Stat, cred: &AuthSys) -> bool {
 }
 
 /// The ACCESS3 bits (RFC 1813 §3.3.4) that `cred` holds on `st`.
-pub fn access_bits(st: &Stat, cred: &AuthSys, read_only: bool) -> u32 {
+pub fn access_bits(st: &Stat, cred: &Cred, read_only: bool) -> u32 {
     const ACCESS3_READ: u32 = 0x01;
     const ACCESS3_LOOKUP: u32 = 0x02;
     const ACCESS3_MODIFY: u32 = 0x04;
@@ -123,8 +123,8 @@ mod tests {
         }
     }
 
-    fn user(uid: u32, gid: u32, groups: &[u32]) -> AuthSys {
-        AuthSys::new(uid, gid, groups)
+    fn user(uid: u32, gid: u32, groups: &[u32]) -> Cred {
+        Cred::new(uid, gid, groups)
     }
 
     #[test]

@@ -2,102 +2,72 @@
 //!
 //! The dispatcher below is the only place where export policy is applied to
 //! NFS calls: every procedure but NULL starts with a file handle, so the
-//! handle is decoded and authenticated, the export's rules are checked for
-//! the caller's address and port, procedures flagged as writing are refused on
-//! read-only access, and the credential is squashed — all before the
-//! procedure runs. No handler can forget a check it never has to make.
+//! handle is authenticated, the export's rules are checked for the caller's
+//! address and port, procedures flagged as writing are refused on read-only
+//! access, and the credential is squashed, once for every row of the table
+//! (`table`). A refused call is answered at once (no disk is touched); an
+//! admitted one waits for the export's gate (a rollback holds it), then
+//! runs on the file I/O pool, which writes its reply to the connection.
 
+mod args;
 mod procs;
+mod res;
+pub mod status;
+pub mod table;
 pub mod xdr;
 
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use async_trait::async_trait;
-use tracing::Instrument;
 
 use crate::exports::{read_only, Export, ExportTable};
-use crate::fs::{FileHandle, NfsStat};
-use crate::rpc::msg::{AcceptStat, AuthSys};
-use crate::rpc::{CallContext, Program};
-use crate::xdr::{Reader, Writer};
+use crate::fs::handle::Refusal;
+use crate::fs::{Cred, FileHandle, FsError};
+use crate::iopool::IoPool;
+use crate::rpc::msg::{AcceptStat, CallHeader};
+use crate::rpc::{Call, CallContext, Program, Reply};
+use crate::xdr::Writer;
+use status::NfsStat;
+use table::{Ctx, Row, TABLE};
 
 pub const PROGRAM: u32 = 100003;
 pub const VERSION: u32 = 3;
-
-/// One row of the dispatch table.
-pub struct ProcInfo {
-    pub name: &'static str,
-    /// Modifies the export: refused with ROFS on read-only access.
-    pub writes: bool,
-    /// XDR words of the failure body when the call is refused before it
-    /// runs (empty post_op_attr = 1 word, empty wcc_data = 2 words).
-    pub fail_words: usize,
-}
-
-const fn p(name: &'static str, writes: bool, fail_words: usize) -> ProcInfo {
-    ProcInfo {
-        name,
-        writes,
-        fail_words,
-    }
-}
-
-pub const PROCS: [ProcInfo; 22] = [
-    p("NULL", false, 0),
-    p("GETATTR", false, 0),
-    p("SETATTR", true, 2),
-    p("LOOKUP", false, 1),
-    p("ACCESS", false, 1),
-    p("READLINK", false, 1),
-    p("READ", false, 1),
-    p("WRITE", true, 2),
-    p("CREATE", true, 2),
-    p("MKDIR", true, 2),
-    p("SYMLINK", true, 2),
-    p("MKNOD", true, 2),
-    p("REMOVE", true, 2),
-    p("RMDIR", true, 2),
-    p("RENAME", true, 4),
-    p("LINK", true, 3),
-    p("READDIR", false, 1),
-    p("READDIRPLUS", false, 1),
-    p("FSSTAT", false, 1),
-    p("FSINFO", false, 1),
-    p("PATHCONF", false, 1),
-    p("COMMIT", false, 2),
-];
-
-/// A call that passed the policy checks.
-pub struct Request<'a> {
-    pub ctx: &'a CallContext,
-    pub export: &'a Arc<Export>,
-    pub fh: FileHandle,
-    pub cred: AuthSys,
-    pub read_only: bool,
-}
 
 pub struct Nfs3 {
     pub exports: Arc<ExportTable>,
     /// Changes every time the server starts, so clients resend data they
     /// wrote UNSTABLE and had not committed when we restarted.
     pub write_verifier: [u8; 8],
-    pub max_write: u32,
     pub counters: [AtomicU64; 22],
+    pool: IoPool,
+    /// This program itself, for the jobs it hands to the pool.
+    me: Weak<Nfs3>,
     refused: Mutex<HashSet<IpAddr>>,
+    io_errors: Mutex<HashSet<(String, &'static str)>>,
+}
+
+/// A call that passed the policy checks.
+struct Admitted {
+    export: Arc<Export>,
+    fh: FileHandle,
+    cred: Cred,
+    read_only: bool,
 }
 
 impl Nfs3 {
-    pub fn new(exports: Arc<ExportTable>, write_verifier: [u8; 8], max_write: u32) -> Self {
-        Nfs3 {
+    pub fn new(exports: Arc<ExportTable>, write_verifier: [u8; 8], pool: IoPool) -> Arc<Self> {
+        Arc::new_cyclic(|me| Nfs3 {
             exports,
             write_verifier,
-            max_write,
             counters: Default::default(),
+            pool,
+            me: me.clone(),
             refused: Mutex::new(HashSet::new()),
-        }
+            io_errors: Mutex::new(HashSet::new()),
+        })
     }
 
     /// Logs a refused client once, not once per packet.
@@ -108,19 +78,64 @@ impl Nfs3 {
         }
     }
 
+    /// Logs an I/O error of the export's disk once per export and operation.
+    pub(crate) fn log_io_error(&self, export: &str, e: &FsError) {
+        let op: &'static str = match e.op {
+            crate::fs::Op::Read => "read",
+            crate::fs::Op::Write => "write",
+            crate::fs::Op::Commit => "commit",
+            _ => "metadata",
+        };
+        let mut seen = self.io_errors.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() < 1024 && seen.insert((export.to_string(), op)) {
+            tracing::error!(export, error = %e, "I/O error from the export's disk; clients get NFS3ERR_IO (further errors of this kind are not logged)");
+        }
+    }
+
     pub fn counts(&self) -> Vec<(&'static str, u64)> {
-        PROCS
+        TABLE
             .iter()
             .zip(&self.counters)
             .map(|(p, c)| (p.name, c.load(Ordering::Relaxed)))
             .collect()
     }
+
+    /// The policy checks, on the call's first handle: authentic and of a
+    /// served export, the client admitted by that export's rules (address
+    /// and port), write procedures refused on read-only access, the
+    /// credential squashed. Touches no disk.
+    fn admit(&self, ctx: &CallContext, row: &Row, fh_bytes: &[u8]) -> Result<Admitted, NfsStat> {
+        let (export, fh) = self.exports.resolve_handle(fh_bytes).map_err(|r| match r {
+            Refusal::Bad => NfsStat::BadHandle,
+            Refusal::Stale => NfsStat::Stale,
+        })?;
+        let Some(rights) = export.rights_for(ctx.peer) else {
+            self.log_refusal(
+                ctx.peer.ip(),
+                &export.fs.name,
+                "no rule of the export admits this client (or it requires a privileged port)",
+            );
+            return Err(NfsStat::Acces);
+        };
+        let ro = read_only(&rights);
+        if row.writes() && ro {
+            return Err(NfsStat::RoFs);
+        }
+        Ok(Admitted {
+            cred: export.effective_cred(&ctx.header.auth, &rights),
+            export: export.clone(),
+            fh,
+            read_only: ro,
+        })
+    }
 }
 
-fn refuse(reply: &mut Writer, stat: NfsStat, info: &ProcInfo) {
-    reply.u32(stat as u32);
-    for _ in 0..info.fail_words {
-        reply.u32(0);
+/// Answers with what a row produced.
+fn answer(reply: Reply, w: Writer, res: Result<table::Tail, crate::xdr::XdrError>) {
+    match res {
+        Ok(None) => reply.send(w),
+        Ok(Some(tail)) => reply.send_with_tail(w, tail),
+        Err(_) => reply.error(AcceptStat::GarbageArgs),
     }
 }
 
@@ -130,65 +145,78 @@ impl Program for Nfs3 {
         PROGRAM
     }
 
+    fn name(&self) -> &'static str {
+        "nfs"
+    }
+
     fn versions(&self) -> (u32, u32) {
         (VERSION, VERSION)
     }
 
-    /// Every procedure that changes the export is non-idempotent (knfsd caches the
-    /// same set): a retransmitted REMOVE must get its original OK, not NOENT.
     fn replay_cached(&self, vers: u32, proc_: u32) -> bool {
-        vers == VERSION && PROCS.get(proc_ as usize).is_some_and(|p| p.writes)
+        vers == VERSION && TABLE.get(proc_ as usize).is_some_and(Row::writes)
     }
 
-    async fn call(
-        &self,
-        ctx: &CallContext,
-        args: &[u8],
-        reply: &mut Writer,
-    ) -> Result<(), AcceptStat> {
-        let proc_ = ctx.header.proc_ as usize;
-        let info = PROCS.get(proc_).ok_or(AcceptStat::ProcUnavail)?;
+    fn reply_size_hint(&self, header: &CallHeader, args: &[u8]) -> usize {
+        args::reply_size_hint(header.proc_, args)
+    }
+
+    async fn call(&self, call: Call, reply: Reply) {
+        let proc_ = call.ctx.header.proc_ as usize;
+        let Some(row) = TABLE.get(proc_) else {
+            reply.error(AcceptStat::ProcUnavail);
+            return;
+        };
         self.counters[proc_].fetch_add(1, Ordering::Relaxed);
-        if proc_ == 0 {
-            return Ok(());
+        if !row.touches_fs() {
+            let w = reply.results();
+            reply.send(w);
+            return;
         }
-        let mut r = Reader::new(args);
-        let fh_bytes = xdr::fh_bytes(&mut r).map_err(|_| AcceptStat::GarbageArgs)?;
-        let (export, fh) = match self.exports.resolve_handle(fh_bytes) {
-            Ok(v) => v,
+        // Every argument first: a malformed one is GARBAGE_ARGS whatever
+        // the handle says. Then policy, on the first handle.
+        let fh_bytes = match (row.check)(call.args()) {
+            Ok(fh) => fh,
+            Err(_) => return reply.error(AcceptStat::GarbageArgs),
+        };
+        let adm = match self.admit(&call.ctx, row, fh_bytes) {
+            Ok(a) => a,
             Err(stat) => {
-                tracing::debug!(peer = %ctx.peer, proc = info.name, %stat, "handle refused");
-                refuse(reply, stat, info);
-                return Ok(());
+                tracing::debug!(peer = %call.ctx.peer, proc = row.name, %stat, "call refused");
+                let mut w = reply.results();
+                let tail = (row.refuse)(stat, &mut w);
+                answer(reply, w, Ok(tail));
+                return;
             }
         };
-        let Some(rights) = export.rights_for(ctx.peer) else {
-            self.log_refusal(
-                ctx.peer.ip(),
-                &export.fs.name,
-                "no rule of the export admits this client (or it requires a privileged port)",
-            );
-            refuse(reply, NfsStat::Acces, info);
-            return Ok(());
-        };
-        let ro = read_only(&rights);
-        if info.writes && ro {
-            refuse(reply, NfsStat::RoFs, info);
-            return Ok(());
-        }
         // Held for the whole call: a rollback waits for it, and waits out
         // new calls until the dataset is back.
-        let _admitted = export.gate.read().await;
-        let req = Request {
-            ctx,
-            export,
-            fh,
-            cred: export.effective_cred(&ctx.header.auth, &rights),
-            read_only: ro,
+        let gate = adm.export.gate.clone();
+        let admitted = match gate.clone().try_read_owned() {
+            Ok(g) => g,
+            Err(_) => gate.read_owned().await,
         };
-        let span = tracing::trace_span!("nfs", xid = ctx.header.xid, proc = info.name);
-        procs::run(self, proc_, &req, r, reply)
-            .instrument(span)
-            .await
+        let nfs = self.me.clone();
+        let client = call.ctx.peer.ip();
+        self.pool.submit(
+            client,
+            Box::new(move || {
+                let _admitted = admitted;
+                let Some(nfs) = nfs.upgrade() else { return };
+                let ctx = Ctx {
+                    nfs: &nfs,
+                    fs: &adm.export.fs,
+                    fh: adm.fh,
+                    cred: adm.cred,
+                    read_only: adm.read_only,
+                    transport: call.ctx.transport,
+                };
+                let _span = tracing::trace_span!("nfs", xid = call.ctx.header.xid, proc = row.name)
+                    .entered();
+                let mut w = reply.results();
+                let res = (row.run)(&ctx, call.args(), &mut w);
+                answer(reply, w, res);
+            }),
+        );
     }
 }

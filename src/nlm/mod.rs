@@ -27,8 +27,11 @@ use async_trait::async_trait;
 
 use crate::exports::ExportTable;
 use crate::fs::FileHandle;
-use crate::rpc::msg::AcceptStat;
-use crate::rpc::{CallContext, Program};
+use crate::iopool::IoPool;
+use crate::portmap::client::call_registered;
+use crate::rpc::msg::{AcceptStat, CallHeader};
+use crate::rpc::{Call, CallContext, Program, Reply};
+use crate::tasks::Tasks;
 use crate::xdr::{Reader, Writer, XdrError};
 use locks::{Lock, LockResult, LockTable, Owner, Waiter};
 
@@ -113,6 +116,10 @@ pub struct Callback {
 
 struct Inner {
     exports: Arc<ExportTable>,
+    /// Existence checks and the lock-holder record's fsync run here.
+    pool: IoPool,
+    /// Callbacks, result messages and reboot notifications in flight.
+    tasks: Tasks,
     table: Mutex<LockTable<FileHandle, Callback>>,
     monitor: nsm::Monitor,
     grace_until: Mutex<Option<Instant>>,
@@ -134,6 +141,7 @@ impl Nlm {
     /// any, new locks wait for `grace` while they reclaim theirs.
     pub fn new(
         exports: Arc<ExportTable>,
+        pool: IoPool,
         monitor: nsm::Monitor,
         grace: Duration,
         in_grace: bool,
@@ -142,6 +150,8 @@ impl Nlm {
         Nlm {
             inner: Arc::new(Inner {
                 exports,
+                pool,
+                tasks: Tasks::new(),
                 table: Mutex::new(LockTable::new(MAX_LOCKS, MAX_LOCKS_PER_CLIENT)),
                 monitor,
                 grace_until: Mutex::new(grace_until),
@@ -159,10 +169,10 @@ impl Nlm {
         tracing::info!(clients = notify.len(), grace_seconds = grace.as_secs(), "lock recovery: notifying the clients that held locks; new locks wait for the grace period");
         let state = self.inner.monitor.state();
         for peer in notify {
-            tokio::spawn(async move {
+            self.inner.tasks.spawn(async move {
                 let args = nsm::notify_args(&peer.server.to_string(), state);
                 for attempt in 0..5u32 {
-                    match crate::rpc::client::call_registered(
+                    match call_registered(
                         peer.client,
                         Some(peer.server),
                         CALLBACK_TIMEOUT,
@@ -187,7 +197,7 @@ impl Nlm {
             });
         }
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             tokio::time::sleep(grace).await;
             *inner.grace_until.lock().unwrap_or_else(|p| p.into_inner()) = None;
             let holders = inner.table().holders();
@@ -203,7 +213,8 @@ impl Nlm {
 
     /// Called at a clean shutdown: only clients holding locks now need to
     /// be told at the next start.
-    pub fn shutdown(&self) {
+    pub async fn shutdown(&self) {
+        self.inner.tasks.shutdown().await;
         let holders = self.inner.table().holders();
         self.inner.monitor.retain(&holders);
     }
@@ -277,7 +288,9 @@ impl Inner {
         }
         if must_exist {
             let fs = export.fs.clone();
-            let exists = tokio::task::spawn_blocking(move || fs.getattr(&fh).is_ok())
+            let exists = self
+                .pool
+                .run(ctx.peer.ip(), move || fs.getattr(&fh).is_ok())
                 .await
                 .unwrap_or(false);
             if !exists {
@@ -341,20 +354,24 @@ impl Inner {
             server: ctx.local.map(|l| l.ip()).unwrap_or(ctx.peer.ip()),
             name: String::from_utf8_lossy(wl.caller).into_owned(),
         };
-        let inner = self.clone();
         let recorded = if will_hold {
-            tokio::task::spawn_blocking(move || inner.monitor.record(peer)).await
+            let inner = self.clone();
+            self.pool
+                .run(ctx.peer.ip(), move || inner.monitor.record(peer))
+                .await
         } else {
-            Ok(Ok(()))
+            Some(Ok(()))
         };
         match recorded {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
                 tracing::error!(error = %crate::error_chain(&e), "lock refused: cannot record the lock holder for recovery (is state_dir writable?)");
                 return Stat::DeniedNoLocks;
             }
-            Err(e) => {
-                tracing::error!(error = %e, "lock refused: recording the lock holder failed");
+            None => {
+                tracing::error!(
+                    "lock refused: recording the lock holder failed (a bug: its job panicked)"
+                );
                 return Stat::DeniedNoLocks;
             }
         }
@@ -412,15 +429,16 @@ impl Inner {
 /// own task; a refused grant is released (which may grant the next).
 fn deliver(inner: &Arc<Inner>, woken: Vec<(FileHandle, Waiter<Callback>)>) {
     for (key, w) in woken {
-        let inner = inner.clone();
-        tokio::spawn(async move {
+        let task_inner = inner.clone();
+        inner.tasks.spawn(async move {
+            let inner = task_inner;
             let mut args = Writer::new();
             args.opaque(&w.token.cookie);
             args.bool(w.lock.exclusive);
             encode_lock(&mut args, &w.lock, &w.token.fh);
             let args = args.into_inner();
             for attempt in 0..3u32 {
-                let res = crate::rpc::client::call_registered(
+                let res = call_registered(
                     w.lock.owner.client,
                     w.token.server,
                     CALLBACK_TIMEOUT,
@@ -527,7 +545,33 @@ impl Program for Nlm {
         (VERSION, VERSION)
     }
 
-    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
+    fn name(&self) -> &'static str {
+        "nlockmgr"
+    }
+
+    /// Lock calls may wait for the file I/O pool (the object must exist)
+    /// and for the lock-holder record's fsync: they run in tasks of their
+    /// own, so one connection's calls do not queue behind each other.
+    fn runs_in_line(&self, _: &CallHeader) -> bool {
+        false
+    }
+
+    async fn call(&self, call: Call, reply: Reply) {
+        let mut w = reply.results();
+        match self.answer(&call.ctx, call.args(), &mut w).await {
+            Ok(()) => reply.send(w),
+            Err(stat) => reply.error(stat),
+        }
+    }
+}
+
+impl Nlm {
+    async fn answer(
+        &self,
+        ctx: &CallContext,
+        args: &[u8],
+        w: &mut Writer,
+    ) -> Result<(), AcceptStat> {
         let mut r = Reader::new(args);
         let g = |_| AcceptStat::GarbageArgs;
         let inner = &self.inner;
@@ -547,9 +591,9 @@ impl Program for Nlm {
                     .map_err(g)?;
                 let (client, from) = (ctx.peer.ip(), ctx.local.map(|l| l.ip()));
                 let proc_ = PROC_RES_FIRST + (op - PROC_TEST);
-                tokio::spawn(async move {
+                inner.tasks.spawn(async move {
                     let results = results.into_inner();
-                    if let Err(e) = crate::rpc::client::call_registered(
+                    if let Err(e) = call_registered(
                         client,
                         from,
                         CALLBACK_TIMEOUT,
@@ -608,7 +652,21 @@ impl Program for Nsm {
         (nsm::VERSION, nsm::VERSION)
     }
 
-    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
+    fn name(&self) -> &'static str {
+        "status"
+    }
+
+    async fn call(&self, call: Call, reply: Reply) {
+        let mut w = reply.results();
+        match self.answer(&call.ctx, call.args(), &mut w) {
+            Ok(()) => reply.send(w),
+            Err(stat) => reply.error(stat),
+        }
+    }
+}
+
+impl Nsm {
+    fn answer(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
         let mut r = Reader::new(args);
         let g = |_| AcceptStat::GarbageArgs;
         let state = self.nlm.inner.monitor.state();

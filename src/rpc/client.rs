@@ -1,6 +1,6 @@
 //! A small ONC RPC client for the calls the server itself makes: NLM
 //! GRANTED callbacks to a client's lock manager and NSM reboot notifications
-//! to a client's status monitor, each after a portmapper lookup on the client.
+//! to a client's status monitor (found first with `portmap::client`).
 //!
 //! One call per TCP connection, bounded in time and in reply size: these are
 //! rare, and a client that answers slowly or with garbage costs a timeout,
@@ -189,41 +189,6 @@ pub async fn call(
             addr,
             secs: t.timeout.as_secs(),
         })?
-}
-
-/// Asks the portmapper on `host` (PMAP v2 GETPORT) for the TCP port of a
-/// program, then calls it there.
-pub async fn call_registered(
-    host: IpAddr,
-    from: Option<IpAddr>,
-    timeout: Duration,
-    prog: u32,
-    vers: u32,
-    proc_: u32,
-    args: &[u8],
-) -> Result<Vec<u8>, ClientError> {
-    let pm = Target {
-        addr: SocketAddr::new(host, 111),
-        from,
-        timeout,
-    };
-    let mut q = Writer::new();
-    q.u32(prog);
-    q.u32(vers);
-    q.u32(6); // IPPROTO_TCP
-    q.u32(0);
-    let res = call(pm, crate::portmap::PROGRAM, 2, 3, &q.into_inner()).await?;
-    let port = Reader::new(&res).u32().unwrap_or(0);
-    let port = u16::try_from(port).unwrap_or(0);
-    if port == 0 {
-        return Err(ClientError::NotRegistered { host, prog, vers });
-    }
-    let t = Target {
-        addr: SocketAddr::new(host, port),
-        from,
-        timeout,
-    };
-    call(t, prog, vers, proc_, args).await
 }
 
 #[cfg(test)]

@@ -60,9 +60,9 @@ pub struct ReplyCache {
 }
 
 /// What to do with an incoming call.
-pub enum Lookup<'a> {
+pub enum Lookup {
     /// First time seen: execute it, then `Pending::finish`.
-    Execute(Pending<'a>),
+    Execute(Pending),
     /// The original is still executing: send nothing, the client will retry.
     InProgress,
     /// Send this reply again.
@@ -71,20 +71,20 @@ pub enum Lookup<'a> {
 
 /// An executing call's slot; dropped without `finish` (the task failed),
 /// the slot is released so a retransmission executes again.
-pub struct Pending<'a> {
-    cache: &'a ReplyCache,
+pub struct Pending {
+    cache: Arc<ReplyCache>,
     key: Key,
     done: bool,
 }
 
-impl Pending<'_> {
+impl Pending {
     pub fn finish(mut self, reply: &[u8]) {
         self.done = true;
         self.cache.store(self.key, reply);
     }
 }
 
-impl Drop for Pending<'_> {
+impl Drop for Pending {
     fn drop(&mut self) {
         if !self.done {
             let mut g = self.cache.lock();
@@ -112,7 +112,7 @@ impl ReplyCache {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn begin(&self, key: Key) -> Lookup<'_> {
+    pub fn begin(self: &Arc<Self>, key: Key) -> Lookup {
         let mut g = self.lock();
         match g.map.get(&key) {
             Some(Entry::InProgress) => Lookup::InProgress,
@@ -120,7 +120,7 @@ impl ReplyCache {
             None => {
                 g.map.insert(key, Entry::InProgress);
                 Lookup::Execute(Pending {
-                    cache: self,
+                    cache: self.clone(),
                     key,
                     done: false,
                 })
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn retransmission_is_replayed() {
-        let c = ReplyCache::new(10, 1 << 20);
+        let c = Arc::new(ReplyCache::new(10, 1 << 20));
         match c.begin(key("10.0.0.1", 1, b"rm a")) {
             Lookup::Execute(p) => p.finish(b"reply-1"),
             _ => panic!("first call must execute"),
@@ -176,7 +176,7 @@ mod tests {
 
     #[test]
     fn colliding_xids_of_two_clients_are_separate() {
-        let c = ReplyCache::new(10, 1 << 20);
+        let c = Arc::new(ReplyCache::new(10, 1 << 20));
         if let Lookup::Execute(p) = c.begin(key("10.0.0.1", 1, b"x")) {
             p.finish(b"a");
         }
@@ -188,7 +188,7 @@ mod tests {
 
     #[test]
     fn same_xid_with_other_arguments_executes() {
-        let c = ReplyCache::new(10, 1 << 20);
+        let c = Arc::new(ReplyCache::new(10, 1 << 20));
         if let Lookup::Execute(p) = c.begin(key("10.0.0.1", 1, b"x")) {
             p.finish(b"a");
         }
@@ -200,7 +200,7 @@ mod tests {
 
     #[test]
     fn in_progress_duplicates_are_dropped_and_abandoned_slots_freed() {
-        let c = ReplyCache::new(10, 1 << 20);
+        let c = Arc::new(ReplyCache::new(10, 1 << 20));
         let p = match c.begin(key("10.0.0.1", 1, b"x")) {
             Lookup::Execute(p) => p,
             _ => panic!(),
@@ -218,7 +218,7 @@ mod tests {
 
     #[test]
     fn memory_is_bounded() {
-        let c = ReplyCache::new(100, 1000);
+        let c = Arc::new(ReplyCache::new(100, 1000));
         for i in 0..10_000u32 {
             if let Lookup::Execute(p) = c.begin(key("10.0.0.1", i, b"x")) {
                 p.finish(&[0u8; 50]);

@@ -8,7 +8,7 @@
 use thiserror::Error;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-const LAST_FRAGMENT: u32 = 0x8000_0000;
+pub const LAST_FRAGMENT: u32 = 0x8000_0000;
 
 #[derive(Debug, Error)]
 pub enum RecordError {

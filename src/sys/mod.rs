@@ -11,9 +11,13 @@
 //! syscall and behaviour the server relies on, per platform, and its test.
 //!
 //! Nothing outside this module uses `cfg(target_os)` for behaviour.
+//!
+//! `zfs` is the other side of the system the server drives: the `zfs`
+//! command runner and its output parsers (the same on both platforms), kept
+//! apart from the dataset backend that uses them (`crate::dataset`).
 
-mod dir;
 mod stat;
+pub mod zfs;
 
 #[cfg(all(target_os = "linux", not(volnfs_posix)))]
 mod linux;
@@ -32,7 +36,6 @@ use std::os::fd::BorrowedFd;
 
 use nix::errno::Errno;
 
-pub use dir::scan_dir;
 pub use stat::{generation_from_crtime, Stat, Time};
 
 /// Which implementation this binary runs: "linux", "posix" (the illumos
@@ -60,6 +63,15 @@ pub fn chmod_at_nofollow(
     expect: &Stat,
 ) -> Result<(), Errno> {
     imp::chmod_at_nofollow(dir, name, mode, expect)
+}
+
+/// The filesystem id (`statvfs` f_fsid) of the filesystem holding `fd`:
+/// stable per ZFS dataset across reboots and imports.
+pub fn filesystem_id(fd: BorrowedFd<'_>) -> Option<u64> {
+    let v = nix::sys::statvfs::fstatvfs(fd).ok()?;
+    // c_ulong: u64 on both 64-bit platforms today.
+    #[allow(clippy::unnecessary_cast)]
+    Some(v.filesystem_id() as u64)
 }
 
 /// The uid of the process at the other end of a unix socket.

@@ -83,6 +83,7 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
             .collect(),
         limits: LimitsFile::default(),
         locking: Default::default(),
+        io: Default::default(),
     })
 }
 

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::zfs::{self, ZfsCli, ZfsError};
+use crate::sys::zfs::{self, ZfsCli, ZfsError};
 
 pub use config::{config_from_metadata, write_config};
 pub use nics::{nic_addresses, NicAddress};

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::zfs::{FailureKind, ZfsCli, ZfsError};
+use crate::sys::zfs::{FailureKind, ZfsCli, ZfsError};
 
 use super::{bad, delegated_dataset, keys, volume_names, Metadata, ZoneError, STATE_DIR_NAME};
 

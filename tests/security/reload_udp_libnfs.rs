@@ -87,18 +87,26 @@ async fn udp_calls_get_the_same_policy() {
             Some(nfsstat3::NFS3ERR_ACCES),
             "UDP GETATTR from 127.0.0.3"
         );
-        // Every procedure that takes a handle (all but NULL) is refused before it runs, so
-        // the rest of the arguments do not even matter.
+        // Every procedure that takes a handle (all but NULL) is refused before it runs.
+        // The arguments are well-formed (zeros: empty names, UNCHECKED, no attributes; for
+        // MKNOD a FIFO): they are all decoded before the policy is applied.
         let mut raw = Vec::new();
         nfs3_client::nfs3_types::xdr_codec::Pack::pack(&f, &mut raw).unwrap();
-        raw.extend_from_slice(&[0u8; 64]);
+        let args_for = |proc_: u32| {
+            let mut a = raw.clone();
+            if proc_ == 11 {
+                a.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 7]); // name "", NF3FIFO
+            }
+            a.extend_from_slice(&[0u8; 64]);
+            RawArgs(a)
+        };
         for proc_ in 1..=21u32 {
             let r: Option<nfsstat3> = udp_call(
                 ip("127.0.0.3"),
                 dst,
                 (100003, 3, proc_),
                 &root_cred,
-                &RawArgs(raw.clone()),
+                &args_for(proc_),
             )
             .await
             .unwrap_or_else(|e| panic!("procedure {proc_}: {e}"));
@@ -115,7 +123,7 @@ async fn udp_calls_get_the_same_policy() {
                 dst,
                 (100003, 3, proc_),
                 &root_cred,
-                &RawArgs(raw.clone()),
+                &args_for(proc_),
             )
             .await
             .unwrap_or_else(|e| panic!("procedure {proc_}: {e}"));
@@ -125,6 +133,20 @@ async fn udp_calls_get_the_same_policy() {
                 "procedure {proc_} from the read-only 127.0.0.2"
             );
         }
+        // A malformed argument behind the handle is GARBAGE_ARGS, refused client or not:
+        // the whole call is decoded before policy (MKNOD of ftype 0 is no ftype3).
+        let mut bad = raw.clone();
+        bad.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
+        let r: Result<Option<nfsstat3>, _> = udp_call(
+            ip("127.0.0.3"),
+            dst,
+            (100003, 3, 11),
+            &root_cred,
+            &RawArgs(bad),
+        )
+        .await;
+        let e = r.expect_err("a malformed MKNOD must not get an NFS status");
+        assert!(e.to_string().contains("GARBAGE_ARGS"), "{e}");
         // 127.0.0.4 matches no export: not even an answer.
         let r: Option<GETATTR3res> =
             udp_call(ip("127.0.0.4"), dst, GETATTR, &root_cred, &getattr_args)

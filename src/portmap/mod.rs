@@ -3,15 +3,20 @@
 //! It answers for the programs this process serves and nothing else, with
 //! the ports they are really bound to: clients that find ports through it
 //! (mount.nfs, rpcinfo, showmount, the kernel's lockd) get the truth.
-//! Registration requests from other processes are refused.
+//! Registration requests from other processes are refused. Its table is
+//! built from the programs the server registers (their `Program::name`), so
+//! it knows no program by itself. `client` is the other direction: asking a
+//! client's portmapper where its lock manager or status monitor listens.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+pub mod client;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use async_trait::async_trait;
 
 use crate::rpc::msg::AcceptStat;
-use crate::rpc::{CallContext, Program, Transport};
-use crate::xdr::{Reader, Writer};
+use crate::rpc::{Call, CallContext, Program, Reply, Transport};
+use crate::xdr::Reader;
 
 pub const PROGRAM: u32 = 100000;
 const IPPROTO_TCP: u32 = 6;
@@ -24,6 +29,8 @@ pub struct Mapping {
     pub vers: u32,
     pub transport: Transport,
     pub port: u16,
+    /// What rpcinfo shows in its "service" column.
+    pub name: &'static str,
 }
 
 pub struct Portmap {
@@ -52,17 +59,6 @@ fn netid_transport(netid: &[u8]) -> Option<(Transport, bool)> {
 /// RFC 1833 universal address: "h1.h2.h3.h4.p1.p2" or "v6addr.p1.p2".
 pub fn uaddr(ip: IpAddr, port: u16) -> String {
     format!("{}.{}.{}", ip, port >> 8, port & 0xff)
-}
-
-fn program_name(prog: u32) -> &'static str {
-    match prog {
-        PROGRAM => "portmapper",
-        crate::nfs3::PROGRAM => "nfs",
-        crate::mount::PROGRAM => "mountd",
-        crate::nlm::PROGRAM => "nlockmgr",
-        crate::nlm::nsm::PROGRAM => "status",
-        _ => "",
-    }
 }
 
 impl Portmap {
@@ -96,7 +92,26 @@ impl Program for Portmap {
         (2, 4)
     }
 
-    async fn call(&self, ctx: &CallContext, args: &[u8], w: &mut Writer) -> Result<(), AcceptStat> {
+    fn name(&self) -> &'static str {
+        "portmapper"
+    }
+
+    async fn call(&self, call: Call, reply: Reply) {
+        let mut w = reply.results();
+        match self.answer(&call.ctx, call.args(), &mut w) {
+            Ok(()) => reply.send(w),
+            Err(stat) => reply.error(stat),
+        }
+    }
+}
+
+impl Portmap {
+    fn answer(
+        &self,
+        ctx: &CallContext,
+        args: &[u8],
+        w: &mut crate::xdr::Writer,
+    ) -> Result<(), AcceptStat> {
         let mut r = Reader::new(args);
         let g = |_| AcceptStat::GarbageArgs;
         match (ctx.header.vers, ctx.header.proc_) {
@@ -161,7 +176,7 @@ impl Program for Portmap {
                             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
                         };
                         w.string(uaddr(ip, m.port).as_bytes());
-                        w.string(program_name(m.prog).as_bytes());
+                        w.string(m.name.as_bytes());
                     }
                 }
                 w.bool(false);
@@ -181,50 +196,27 @@ impl Program for Portmap {
     }
 }
 
-/// The mappings for a server bound to these ports; the lock manager and
-/// status monitor, when served, share the NFS port.
-pub fn mappings(
-    nfs: SocketAddr,
-    mount: SocketAddr,
-    portmap: Option<SocketAddr>,
-    locking: bool,
-) -> Vec<Mapping> {
+/// One program as the portmapper lists it: its versions on TCP and UDP at
+/// `port`.
+pub struct Registration {
+    pub prog: u32,
+    pub versions: Vec<u32>,
+    pub name: &'static str,
+    pub port: u16,
+}
+
+/// The table for these registrations (every version on TCP and UDP).
+pub fn mappings(registrations: &[Registration]) -> Vec<Mapping> {
     let mut v = Vec::new();
     for t in [Transport::Tcp, Transport::Udp] {
-        if let Some(pm) = portmap {
-            for vers in [4, 3, 2] {
+        for r in registrations {
+            for &vers in r.versions.iter().rev() {
                 v.push(Mapping {
-                    prog: PROGRAM,
+                    prog: r.prog,
                     vers,
                     transport: t,
-                    port: pm.port(),
-                });
-            }
-        }
-        v.push(Mapping {
-            prog: crate::nfs3::PROGRAM,
-            vers: 3,
-            transport: t,
-            port: nfs.port(),
-        });
-        for vers in [1, 2, 3] {
-            v.push(Mapping {
-                prog: crate::mount::PROGRAM,
-                vers,
-                transport: t,
-                port: mount.port(),
-            });
-        }
-        if locking {
-            for (prog, vers) in [
-                (crate::nlm::PROGRAM, crate::nlm::VERSION),
-                (crate::nlm::nsm::PROGRAM, crate::nlm::nsm::VERSION),
-            ] {
-                v.push(Mapping {
-                    prog,
-                    vers,
-                    transport: t,
-                    port: nfs.port(),
+                    port: r.port,
+                    name: r.name,
                 });
             }
         }

@@ -1,4 +1,5 @@
-//! `nfsstat3` (RFC 1813 §2.6) and the exact errno → nfsstat3 mapping.
+//! `nfsstat3` (RFC 1813 §2.6) and the mapping of filesystem errors to it:
+//! the one place where an `FsError` becomes what a client sees.
 
 use std::fmt;
 
@@ -39,6 +40,27 @@ pub enum NfsStat {
 impl fmt::Display for NfsStat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "NFS3ERR_{:?}", self)
+    }
+}
+
+impl From<&crate::fs::Kind> for NfsStat {
+    fn from(k: &crate::fs::Kind) -> Self {
+        use crate::fs::Kind;
+        match k {
+            Kind::Os(e) => errno_to_nfsstat(*e as i32),
+            Kind::Stale => NfsStat::Stale,
+            Kind::Busy => NfsStat::Jukebox,
+            Kind::GuardMismatch => NfsStat::NotSync,
+            Kind::BadCookie => NfsStat::BadCookie,
+            Kind::TooSmall => NfsStat::TooSmall,
+            Kind::BadType => NfsStat::BadType,
+        }
+    }
+}
+
+impl From<crate::fs::FsError> for NfsStat {
+    fn from(e: crate::fs::FsError) -> Self {
+        NfsStat::from(&e.kind)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Directory listing: the only `readdir` in the server (and its only
-//! `unsafe` around directory streams). Cookies are the entries' `d_off`
+//! `unsafe` around directory streams). Identical on Linux and illumos
+//! (`docs/illumos.md`: both have `d_off`, `seekdir` takes it back). Cookies are the entries' `d_off`
 //! positions, which `seekdir` accepts back: on ZFS (both platforms) a
 //! serialized ZAP cursor, stable across opens of the directory; on ext4 a
 //! hash position.

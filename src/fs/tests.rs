@@ -1,0 +1,266 @@
+//! The export tree on a real temporary directory: what each operation does
+//! to the directory and what it tells the caller.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+use nix::errno::Errno;
+
+use super::index::Store;
+use super::*;
+
+fn export(dir: &Path) -> ExportFs {
+    let key = HandleKey([9; 16]);
+    ExportFs::open("/exports/data", dir, key, Store::memory(), true, true).unwrap()
+}
+
+fn me() -> Cred {
+    let uid = nix::unistd::geteuid().as_raw();
+    let gid = nix::unistd::getegid().as_raw();
+    Cred::new(uid, gid, &[])
+}
+
+fn unchecked(mode: u32) -> CreateHow {
+    CreateHow::Unchecked(SetAttrs {
+        mode: Some(mode),
+        ..Default::default()
+    })
+}
+
+fn os(e: FsError) -> Errno {
+    e.errno().unwrap_or_else(|| panic!("not an OS error: {e}"))
+}
+
+#[test]
+fn created_files_take_writes_and_read_back_with_eof() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (wcc, res) = fs.create(&root, b"f", &me(), unchecked(0o640));
+    let (fh, st) = res.unwrap();
+    assert!(
+        wcc.before.is_some() && wcc.after.is_some(),
+        "directory WCC data"
+    );
+    assert_eq!(st.mode & 0o7777, 0o640);
+    let (_, n) = fs.write(&fh, &me(), 0, b"hello world");
+    assert_eq!(n.unwrap(), 11);
+    let mut out = Vec::new();
+    let (attr, r) = fs.read(&fh, &me(), 6, 100, &mut out);
+    let r = r.unwrap();
+    assert_eq!((&out[..], r.count, r.eof), (&b"world"[..], 5, true));
+    assert_eq!(attr.unwrap().size, 11);
+    assert_eq!(std::fs::read(dir.path().join("f")).unwrap(), b"hello world");
+    let (_, found) = fs.lookup(&root, b"f", &me());
+    assert_eq!(found.unwrap().0, fh, "LOOKUP gives the same handle");
+}
+
+#[test]
+fn handles_survive_renames_of_their_ancestors() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (a, _) = fs
+        .mkdir(&root, b"a", &me(), &SetAttrs::default())
+        .1
+        .unwrap();
+    let (f, _) = fs.create(&a, b"f", &me(), unchecked(0o644)).1.unwrap();
+    let (_, _, r) = fs.rename(&root, b"a", &root, b"b", &me());
+    r.unwrap();
+    // Forget every cached descriptor: resolution goes through the index.
+    fs.invalidate_all();
+    assert!(fs.getattr(&f).is_ok(), "the file's handle still resolves");
+    assert_eq!(fs.lookup(&root, b"b", &me()).1.unwrap().0, a);
+}
+
+#[test]
+fn a_removed_files_handle_is_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (f, _) = fs.create(&root, b"f", &me(), unchecked(0o644)).1.unwrap();
+    fs.remove(&root, b"f", &me(), false).1.unwrap();
+    assert_eq!(fs.getattr(&f).unwrap_err().kind, Kind::Stale);
+    let mut out = Vec::new();
+    assert_eq!(
+        fs.read(&f, &me(), 0, 10, &mut out).1.unwrap_err().kind,
+        Kind::Stale
+    );
+}
+
+#[test]
+fn namespace_errors_say_what_a_local_filesystem_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (d, _) = fs
+        .mkdir(&root, b"d", &me(), &SetAttrs::default())
+        .1
+        .unwrap();
+    fs.create(&d, b"inside", &me(), unchecked(0o644)).1.unwrap();
+    let e = fs.remove(&root, b"d", &me(), true).1.unwrap_err();
+    assert_eq!((e.op, os(e)), (Op::Rmdir, Errno::ENOTEMPTY));
+    assert_eq!(
+        os(fs.remove(&root, b"d", &me(), false).1.unwrap_err()),
+        Errno::EISDIR
+    );
+    assert_eq!(
+        os(fs.remove(&root, b"nope", &me(), false).1.unwrap_err()),
+        Errno::ENOENT
+    );
+    let guarded = CreateHow::Guarded(SetAttrs::default());
+    assert_eq!(
+        os(fs.create(&d, b"inside", &me(), guarded).1.unwrap_err()),
+        Errno::EEXIST
+    );
+    assert_eq!(
+        os(fs
+            .create(&root, &[b'x'; 256], &me(), unchecked(0o644))
+            .1
+            .unwrap_err()),
+        Errno::ENAMETOOLONG
+    );
+    assert_eq!(
+        os(fs
+            .create(&root, b"a/b", &me(), unchecked(0o644))
+            .1
+            .unwrap_err()),
+        Errno::EINVAL
+    );
+    // A file is not a directory to create in.
+    let (f, _) = fs.create(&root, b"f", &me(), unchecked(0o644)).1.unwrap();
+    assert_eq!(
+        os(fs
+            .mkdir(&f, b"x", &me(), &SetAttrs::default())
+            .1
+            .unwrap_err()),
+        Errno::ENOTDIR
+    );
+}
+
+#[test]
+fn an_exclusive_create_retransmitted_gets_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let how = CreateHow::Exclusive(*b"verifier");
+    let (first, _) = fs.create(&root, b"x", &me(), how).1.unwrap();
+    let (again, _) = fs.create(&root, b"x", &me(), how).1.unwrap();
+    assert_eq!(first, again);
+    let other = CreateHow::Exclusive(*b"another!");
+    assert_eq!(
+        os(fs.create(&root, b"x", &me(), other).1.unwrap_err()),
+        Errno::EEXIST
+    );
+}
+
+#[test]
+fn a_caller_without_write_permission_cannot_add_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let stranger = Cred::new(4242, 4242, &[]);
+    let (wcc, res) = fs.create(&root, b"f", &stranger, unchecked(0o644));
+    assert_eq!(os(res.unwrap_err()), Errno::EACCES);
+    assert!(wcc.after.is_some(), "a refusal still reports the directory");
+    assert!(!dir.path().join("f").exists());
+}
+
+#[test]
+fn setattr_guard_and_truncate() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (f, st) = fs.create(&root, b"f", &me(), unchecked(0o644)).1.unwrap();
+    fs.write(&f, &me(), 0, b"0123456789").1.unwrap();
+    let wrong = Time {
+        sec: st.ctime.sec - 100,
+        nsec: 0,
+    };
+    let size = SetAttrs {
+        size: Some(3),
+        ..Default::default()
+    };
+    assert_eq!(
+        fs.setattr(&f, &me(), &size, Some(wrong))
+            .1
+            .unwrap_err()
+            .kind,
+        Kind::GuardMismatch
+    );
+    let (wcc, r) = fs.setattr(&f, &me(), &size, None);
+    r.unwrap();
+    assert_eq!(wcc.after.unwrap().size, 3);
+    assert_eq!(std::fs::metadata(dir.path().join("f")).unwrap().len(), 3);
+}
+
+#[test]
+fn readdir_lists_everything_across_cookies_within_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    for i in 0..50 {
+        fs.create(
+            &root,
+            format!("n{i:02}").as_bytes(),
+            &me(),
+            unchecked(0o644),
+        )
+        .1
+        .unwrap();
+    }
+    let cost = |n: usize| 24 + n;
+    let mut names = Vec::new();
+    let mut cookie = 0;
+    loop {
+        let l = fs.readdir(&root, &me(), cookie, true, 200, &cost).unwrap();
+        assert!(l.entries.len() * 24 <= 200);
+        for e in &l.entries {
+            if e.name != b"." && e.name != b".." {
+                assert!(
+                    e.handle.is_some() && e.attr.is_some(),
+                    "READDIRPLUS entries carry both"
+                );
+                names.push(e.name.clone());
+            }
+            cookie = e.cookie;
+        }
+        if l.eof {
+            break;
+        }
+    }
+    names.sort();
+    assert_eq!(names.len(), 50);
+    assert_eq!(
+        fs.readdir(&root, &me(), 0, false, 10, &cost)
+            .unwrap_err()
+            .kind,
+        Kind::TooSmall
+    );
+}
+
+#[test]
+fn an_index_lost_in_a_crash_is_rebuilt_on_the_first_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let fs = export(dir.path());
+    let root = fs.root_handle();
+    let (a, _) = fs
+        .mkdir(&root, b"a", &me(), &SetAttrs::default())
+        .1
+        .unwrap();
+    let (f, _) = fs.create(&a, b"f", &me(), unchecked(0o644)).1.unwrap();
+    drop(fs);
+    // A new server with an empty index that knows it may be incomplete.
+    let fs = ExportFs::open(
+        "/exports/data",
+        dir.path(),
+        HandleKey([9; 16]),
+        Store::memory(),
+        false,
+        true,
+    )
+    .unwrap();
+    assert!(fs.getattr(&f).is_ok(), "resolved after walking the tree");
+    let ino = std::fs::metadata(dir.path().join("a/f")).unwrap().ino();
+    assert_eq!(fs.getattr(&f).unwrap().ino, ino);
+}

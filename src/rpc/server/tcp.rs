@@ -1,0 +1,360 @@
+//! One TCP connection: the reader loop and the reply sink.
+//!
+//! Replies are written by the thread that made them, with one non-blocking
+//! vectored write (record mark, header and results, then bulk data), in
+//! the order they are finished. Only when the socket's send buffer is full
+//! does a reply wait in the connection's queue, which its flusher task
+//! writes as the socket drains; replies made meanwhile queue behind it, so
+//! bytes of two replies never interleave.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::io::BufReader;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, info, Instrument};
+
+use super::registry::{now_ms, CloseReason};
+use super::{Ticket, Transports};
+use crate::rpc::record::{read_record, RecordError, LAST_FRAGMENT};
+use crate::rpc::{canonical_addr, Parsed, ReplyBytes, Sink, Transport};
+
+/// Request and reply bytes one TCP connection may hold, in KiB. Reading a
+/// request reserves the largest reply it could need; once the reply exists
+/// the reservation shrinks to its size, and it is returned when the reply
+/// has been written. A client that stops reading its replies therefore
+/// pins at most this much, not `max_inflight_per_conn` full-size replies
+/// (the Linux server likewise stops reading a socket without room for a
+/// reply).
+const CONN_BUDGET_KIB: usize = 8 * 1024;
+
+/// KiB reserved before a request is read (most calls and replies fit).
+const BASE_RESERVE_KIB: u32 = 16;
+
+/// Bytes a TCP connection reads ahead of the record it is parsing: small
+/// calls arrive whole (mark and body) in one receive; larger payloads are
+/// read straight into the record.
+const READ_BUFFER: usize = 16 * 1024;
+
+fn kib(bytes: usize) -> u32 {
+    bytes.div_ceil(1024).min(u32::MAX as usize) as u32
+}
+
+/// Reply bytes reserved in a connection's budget.
+pub(super) struct Room(OwnedSemaphorePermit);
+
+impl Room {
+    /// Keeps only what a reply of `bytes` needs until it is written.
+    fn shrink_to(&mut self, bytes: usize) {
+        let keep = kib(bytes).max(1) as usize;
+        let held = self.0.num_permits();
+        if held > keep {
+            drop(self.0.split(held - keep));
+        }
+    }
+}
+
+struct Queued {
+    bytes: ReplyBytes,
+    written: usize,
+    _ticket: Ticket,
+}
+
+impl Queued {
+    fn total(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+#[derive(Default)]
+struct SinkState {
+    queue: VecDeque<Queued>,
+    /// A write failed: the connection is gone, replies are dropped.
+    broken: bool,
+    closing: bool,
+}
+
+/// Where a connection's replies go; shared with every call in flight.
+pub(super) struct TcpSink {
+    wr: OwnedWriteHalf,
+    state: Mutex<SinkState>,
+    wake: Notify,
+    /// When the connection last made progress (for idle eviction).
+    active: Arc<AtomicU64>,
+}
+
+impl TcpSink {
+    fn lock(&self) -> MutexGuard<'_, SinkState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Writes as much of `q` as the socket takes now. Ok(true) = all of it.
+    fn write_some(&self, q: &mut Queued) -> std::io::Result<bool> {
+        loop {
+            let total = q.total();
+            if q.written >= total {
+                return Ok(true);
+            }
+            let head = &q.bytes.head;
+            let tail = q.bytes.tail.as_deref().unwrap_or(&[]);
+            let res = if q.written < head.len() {
+                self.wr
+                    .try_write_vectored(&[IoSlice::new(&head[q.written..]), IoSlice::new(tail)])
+            } else {
+                self.wr.try_write(&tail[q.written - head.len()..])
+            };
+            match res {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => q.written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn fail(&self, st: &mut SinkState, e: &std::io::Error) {
+        if !st.broken {
+            debug!(error = %e, "reply write failed; closing");
+        }
+        st.broken = true;
+        st.queue.clear();
+    }
+
+    /// Writes the queue while the socket takes it; Ok(true) = emptied.
+    fn drain_queue(&self) -> bool {
+        let mut st = self.lock();
+        while let Some(front) = st.queue.front_mut() {
+            match self.write_some(front) {
+                Ok(true) => {
+                    st.queue.pop_front();
+                    self.active.store(now_ms(), Ordering::Relaxed);
+                }
+                Ok(false) => return false,
+                Err(e) => {
+                    self.fail(&mut st, &e);
+                    return true;
+                }
+            }
+        }
+        true
+    }
+
+    /// The flusher: writes queued replies as the socket drains, until the
+    /// connection closes with nothing left to write.
+    async fn flush_loop(self: Arc<Self>) {
+        loop {
+            {
+                let st = self.lock();
+                if st.broken || (st.closing && st.queue.is_empty()) {
+                    break;
+                }
+            }
+            if self.lock().queue.is_empty() {
+                self.wake.notified().await;
+                continue;
+            }
+            if self.drain_queue() {
+                continue;
+            }
+            if let Err(e) = self.wr.writable().await {
+                let mut st = self.lock();
+                self.fail(&mut st, &e);
+                break;
+            }
+        }
+    }
+
+    fn close(&self) {
+        self.lock().closing = true;
+        self.wake.notify_one();
+    }
+}
+
+impl Sink for TcpSink {
+    fn deliver(&self, mut bytes: ReplyBytes, mut ticket: Ticket) {
+        let total = bytes.len();
+        let mark = (total.saturating_sub(4) as u32) | LAST_FRAGMENT;
+        if let Some(h) = bytes.head.get_mut(..4) {
+            h.copy_from_slice(&mark.to_be_bytes());
+        }
+        if let Some(room) = ticket.room.as_mut() {
+            room.shrink_to(total);
+        }
+        let mut q = Queued {
+            bytes,
+            written: 0,
+            _ticket: ticket,
+        };
+        let mut st = self.lock();
+        if st.broken {
+            return;
+        }
+        if st.queue.is_empty() {
+            match self.write_some(&mut q) {
+                Ok(true) => {
+                    self.active.store(now_ms(), Ordering::Relaxed);
+                    return;
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    self.fail(&mut st, &e);
+                    return;
+                }
+            }
+        }
+        st.queue.push_back(q);
+        drop(st);
+        self.wake.notify_one();
+    }
+}
+
+/// Serves one connection until the client leaves, the connection is asked
+/// to close, or the server shuts down; then waits (at most `limits.drain`)
+/// for the calls in flight to be answered.
+pub(super) async fn serve(
+    t: &Transports,
+    stream: TcpStream,
+    peer: SocketAddr,
+    mut closed: watch::Receiver<CloseReason>,
+    active: Arc<AtomicU64>,
+) {
+    let local = stream.local_addr().ok().map(canonical_addr);
+    let (rd, wr) = stream.into_split();
+    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let sink = Arc::new(TcpSink {
+        wr,
+        state: Mutex::new(SinkState::default()),
+        wake: Notify::new(),
+        active: active.clone(),
+    });
+    let flusher = tokio::spawn(sink.clone().flush_loop().in_current_span());
+    let max_inflight = t.limits.max_inflight_per_conn;
+    let inflight = Arc::new(Semaphore::new(max_inflight));
+    let budget = Arc::new(Semaphore::new(CONN_BUDGET_KIB));
+    let max_kib = kib(t.limits.max_record).min(CONN_BUDGET_KIB as u32);
+    // Calls that wait for more than the CPU (the lock manager's) run in
+    // tasks of their own, owned here.
+    let mut calls = JoinSet::new();
+    let mut shutdown = t.shutdown.clone();
+    loop {
+        while calls.try_join_next().is_some() {}
+        let next = async {
+            // Back-pressure before reading anything: a slot, and room for a
+            // typical request and its reply.
+            let permit = inflight.clone().acquire_owned().await.ok()?;
+            let room = budget
+                .clone()
+                .acquire_many_owned(BASE_RESERVE_KIB)
+                .await
+                .ok()?;
+            let mut buf = Vec::new();
+            let read = tokio::time::timeout(
+                t.limits.idle_timeout,
+                read_record(&mut rd, &mut buf, t.limits.max_record),
+            )
+            .await;
+            Some((permit, room, buf, read))
+        };
+        let (permit, mut room, buf, read) = tokio::select! {
+            r = next => match r { Some(v) => v, None => break },
+            _ = shutdown.changed() => break,
+            _ = closed.changed() => {
+                if *closed.borrow() == CloseReason::NotAdmitted {
+                    info!(%peer, "closing connection: the client is no longer admitted by any export");
+                } else {
+                    info!(%peer, "closing connection: idlest connection at the connection limit");
+                }
+                break;
+            }
+        };
+        match read {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => break,
+            Ok(Err(RecordError::TooLarge { claimed, max })) => {
+                info!(%peer, claimed, max, "record too large; closing connection");
+                break;
+            }
+            Ok(Err(e)) => {
+                debug!(%peer, error = %e, "connection ended");
+                break;
+            }
+            Err(_) => {
+                debug!(%peer, "idle timeout");
+                break;
+            }
+        }
+        active.store(now_ms(), Ordering::Relaxed);
+        if buf.len() < 8 {
+            // Not even an xid and a message type: nothing we can answer.
+            info!(%peer, len = buf.len(), "unparseable RPC record; closing connection");
+            break;
+        }
+        let request_len = buf.len();
+        match t.dispatcher.parse(peer, local, Transport::Tcp, buf) {
+            Parsed::Close => {
+                info!(%peer, "unparseable RPC header; closing connection");
+                break;
+            }
+            Parsed::Nothing => {}
+            Parsed::Answer(head) => sink.deliver(
+                ReplyBytes { head, tail: None },
+                Ticket {
+                    _inflight: permit,
+                    room: Some(Room(room)),
+                },
+            ),
+            Parsed::Call {
+                call,
+                program,
+                reply_size_hint,
+            } => {
+                // Now that the call is known, hold what it and its reply can
+                // need (a 1 MiB READ needs 1 MiB, a GETATTR a few hundred
+                // bytes), so small calls keep their pipelining and large
+                // ones wait for room.
+                let need = kib(reply_size_hint + 1024)
+                    .max(kib(request_len))
+                    .min(max_kib);
+                if need > BASE_RESERVE_KIB {
+                    let extra = tokio::select! {
+                        p = budget.clone().acquire_many_owned(need - BASE_RESERVE_KIB) => p.ok(),
+                        _ = shutdown.changed() => None,
+                    };
+                    let Some(extra) = extra else { break };
+                    room.merge(extra);
+                }
+                let ticket = Ticket {
+                    _inflight: permit,
+                    room: Some(Room(room)),
+                };
+                let d = t.dispatcher.clone();
+                let to: Arc<dyn Sink> = sink.clone();
+                if program.runs_in_line(&call.ctx.header) {
+                    d.run(call, program, to, ticket).await;
+                } else {
+                    calls.spawn(
+                        async move { d.run(call, program, to, ticket).await }.in_current_span(),
+                    );
+                }
+            }
+        }
+    }
+    // Drain: every slot comes back once its reply is written (or dropped).
+    let all = u32::try_from(max_inflight).unwrap_or(u32::MAX);
+    if tokio::time::timeout(t.limits.drain, inflight.acquire_many(all))
+        .await
+        .is_err()
+    {
+        info!(%peer, "calls still in flight at the drain limit; closing anyway");
+        calls.abort_all();
+    }
+    while calls.join_next().await.is_some() {}
+    sink.close();
+    let _ = flusher.await;
+}
