@@ -218,3 +218,35 @@ async fn run(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's "Error codes (stable)" paragraph lists exactly the enum.
+    #[test]
+    fn the_readme_lists_every_error_code_and_no_other() {
+        let readme = include_str!("../../README.md");
+        let para = readme
+            .split("Error codes (stable):")
+            .nth(1)
+            .and_then(|r| r.split("\n\n").next())
+            .expect("README has an 'Error codes (stable):' paragraph");
+        let mut listed: Vec<&str> = para.split('`').skip(1).step_by(2).collect();
+        listed.sort();
+        let mut codes: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        codes.sort();
+        assert_eq!(listed, codes);
+    }
+
+    #[test]
+    fn dataset_errors_map_to_their_codes() {
+        let e = DatasetError::HasNewerSnapshots {
+            name: "a".into(),
+            newer: vec!["b".into()],
+        };
+        assert_eq!(OpError::from(e).code, ErrorCode::SnapshotHasNewer);
+        let e = DatasetError::RollbackOverQuota { name: "a".into() };
+        assert_eq!(OpError::from(e).code.as_str(), "rollback_over_quota");
+    }
+}

@@ -38,9 +38,10 @@ pub struct ServerState {
 
 impl ServerState {
     /// The exports that live on the volume's dataset: every export
-    /// configured with the dataset's name, and every export on the same
-    /// filesystem as one of them (a subdirectory of the dataset exported
-    /// separately). A rollback changes all of them at once.
+    /// configured with the dataset's name, and every export configured with
+    /// no dataset on the same filesystem as one of them (a subdirectory of
+    /// the dataset exported separately). A rollback changes all of them at
+    /// once.
     pub fn volume_exports(&self) -> Vec<Arc<Export>> {
         let name = self.dataset.name();
         let fsids: Vec<u64> = self
@@ -54,7 +55,10 @@ impl ServerState {
             .exports
             .all()
             .iter()
-            .filter(|e| e.dataset.as_deref() == Some(name.as_str()) || fsids.contains(&e.fs.fsid))
+            .filter(|e| match e.dataset.as_deref() {
+                Some(d) => d == name,
+                None => fsids.contains(&e.fs.fsid),
+            })
             .cloned()
             .collect();
         // A stable order: two operations take the gates in the same order.

@@ -36,7 +36,8 @@ server_alive() { kill -0 "$SPID" 2>/dev/null; }
 zpool create -f -o ashift=12 -O mountpoint=none -O atime=off tank "$VDEV" || { echo "FAIL zpool-create"; echo "VOLUME-ZFS FAIL"; exit 1; }
 "$ZFS" create -p -o mountpoint=/vols "tank/zones/$UUID/data"
 "$ZFS" create -o refquota=200M "$DS"
-mkdir -p /tmp/volnfs-state /run/volnfs
+# a second export on the same dataset: a subdirectory of the volume
+mkdir -p "$P/d" /tmp/volnfs-state /run/volnfs
 cat > "$CFG" <<JSON
 {
   "listen": ["127.0.0.1"],
@@ -49,6 +50,8 @@ cat > "$CFG" <<JSON
   "snapshot_limit": 64,
   "exports": [
     { "name": "/exports/data", "path": "$P", "dataset": "$DS",
+      "clients": [ { "match": "127.0.0.1", "access": "rw", "squash": "no_root_squash" } ] },
+    { "name": "/exports/sub", "path": "$P/d",
       "clients": [ { "match": "127.0.0.1", "access": "rw", "squash": "no_root_squash" } ] }
   ]
 }
@@ -65,7 +68,11 @@ if mount -t nfs -o vers=3,nolock,proto=tcp,port=2049,mountport=20048,mountproto=
 else fail mount; tail -20 /tmp/server.log; echo "VOLUME-ZFS FAIL"; exit 1; fi
 dd if=/dev/urandom of=/tmp/a.ref bs=1M count=8 2>/dev/null
 A_SUM=$(sha256sum /tmp/a.ref | cut -d' ' -f1)
-if cp /tmp/a.ref $M/a && echo v1 > $M/f && mkdir $M/d && echo in-d > $M/d/x && sync &&
+M2=/tmp/mnt2; mkdir -p $M2
+if mount -t nfs -o vers=3,nolock,proto=tcp,port=2049,mountport=20048,mountproto=tcp 127.0.0.1:/exports/sub $M2; then
+  pass mount-second-export "/exports/sub (a directory of the same dataset) at $M2"
+else fail mount-second-export; fi
+if cp /tmp/a.ref $M/a && echo v1 > $M/f && echo in-d > $M/d/x && sync &&
    [ "$(sha256sum $M/a | cut -d' ' -f1)" = "$A_SUM" ] && [ "$(sha256sum $P/a | cut -d' ' -f1)" = "$A_SUM" ]; then
   pass write "8 MiB + small files through the client; same bytes on the dataset"
 else fail write; fi
@@ -78,8 +85,9 @@ if echo "$out" | grep -q 's1' && "$ZFS" list -H -t snapshot -o name | grep -qx "
 else fail snapshot-list "$out"; fi
 
 # ---------------------------------------------------------------- write more, roll back
-if echo v2 > $M/f && dd if=/dev/urandom of=$M/b bs=1M count=4 2>/dev/null && dd if=/dev/urandom of=$M/a bs=1M count=1 conv=notrunc 2>/dev/null && sync &&
-   content_is $M/f v2 && [ -e $M/b ]; then pass write-more "f=v2, new file b, a overwritten"
+if echo v2 > $M/f && dd if=/dev/urandom of=$M/b bs=1M count=4 2>/dev/null && dd if=/dev/urandom of=$M/a bs=1M count=1 conv=notrunc 2>/dev/null &&
+   echo new > $M2/sub-new && echo changed > $M2/x && sync &&
+   content_is $M/f v2 && [ -e $M/b ] && content_is $M/d/sub-new new; then pass write-more "f=v2, new file b, a overwritten; through the second export x changed and sub-new made"
 else fail write-more; fi
 t0=$(up)
 if out=$(ctl snapshot rollback s1 2>&1); then
@@ -88,6 +96,10 @@ if out=$(ctl snapshot rollback s1 2>&1); then
   until_ok 100 gone $M/b || { ok=0; why="$why b still visible"; }
   [ "$(sha256sum $M/a 2>&1 | cut -d' ' -f1)" = "$A_SUM" ] || { ok=0; why="$why a differs"; }
   content_is $M/d/x in-d || { ok=0; why="$why d/x"; }
+  # the second export was paused and rolled back with the first
+  until_ok 100 content_is $M2/x in-d || { ok=0; why="$why second export x=$(cat $M2/x 2>&1)"; }
+  until_ok 100 gone $M2/sub-new || { ok=0; why="$why second export still shows sub-new"; }
+  echo "$out" | grep -q /exports/sub || { ok=0; why="$why the rollback did not pause /exports/sub"; }
   server_alive || { ok=0; why="$why server pid $SPID gone"; }
   [ "$(pidof volnfs)" = "$SPID" ] || { ok=0; why="$why pidof=$(pidof volnfs)"; }
   if [ $ok = 1 ]; then pass snapshot-rollback "$out; client sees old data after $(( $(up) - t0 )) ms; server pid $SPID unchanged"
@@ -155,6 +167,7 @@ else fail status "$out"; fi
 for i in $(seq 1 $NC); do ctl snapshot delete c$i >/dev/null 2>&1; done
 
 # ---------------------------------------------------------------- shutdown
+umount $M2 || fail umount-second-export
 umount $M || fail umount
 kill -TERM $SPID; i=0; while server_alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if server_alive; then fail server-exit "still running 10 s after SIGTERM"; kill -9 $SPID
