@@ -10,6 +10,8 @@
 #   --variants     also run volnfs-async (--async: namespace changes not fsynced before the
 #                  reply, ganesha's behaviour) and volnfs-nostore (--no-state: handle index
 #                  in memory), to measure what sync metadata and the handle store cost
+#   --compare LABEL=BIN  also run another volnfs binary (e.g. a build of an older commit)
+#                  as target LABEL, interleaved with the rest (repeatable): an A/B of two builds
 #   anything else is passed to bench/harness.sh, e.g. --reps 3 --size 256M --rand-secs 5
 #                  --meta-files 2000 --tests seqwrite,null1 --warmup 1 --spin --out DIR
 #
@@ -19,7 +21,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=(); VARIANTS=0
+DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=(); VARIANTS=0; COMPARE=()
 ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -28,6 +30,7 @@ while [ $# -gt 0 ]; do
     --dir) DIR=$2; shift 2;;
     --only) ONLY=$2; shift 2;;
     --variants) VARIANTS=1; shift;;
+    --compare) COMPARE+=("$2"); shift 2;;
     -h|--help) sed -n 2,15p "$0"; exit 0;;
     *) ARGS+=("$1"); shift;;
   esac
@@ -72,10 +75,10 @@ if [ "$ONLY" != ganesha ]; then
   [ -x "$BIN" ] || { echo "no $BIN (drop --skip-build)" >&2; exit 1; }
   # start_volnfs LABEL NFS_PORT MOUNT_PORT [extra serve flags...]
   start_volnfs() {
-    local label=$1 nfs=$2 mnt=$3; shift 3
+    local label=$1 nfs=$2 mnt=$3 bin=${START_BIN:-$BIN}; shift 3
     rm -rf "$DIR/$label-export" "$DIR/$label-state"; mkdir -p "$DIR/$label-export"
     : > "$DIR/$label.out"
-    RUST_LOG=${RUST_LOG:-warn} "$BIN" serve --export "$DIR/$label-export" --listen 127.0.0.1 \
+    RUST_LOG=${RUST_LOG:-warn} "$bin" serve --export "$DIR/$label-export" --listen 127.0.0.1 \
         --nfs-port "$nfs" --mount-port "$mnt" --no-portmap "$@" \
         > "$DIR/$label.out" 2> "$DIR/$label.log" < /dev/null &
     local pid=$!
@@ -93,6 +96,13 @@ if [ "$ONLY" != ganesha ]; then
     start_volnfs volnfs-async 21249 21248 --state-dir "$DIR/volnfs-async-state" --async
     start_volnfs volnfs-nostore 21349 21348 --no-state
   fi
+  port=21449
+  for c in "${COMPARE[@]}"; do
+    label=${c%%=*} cbin=${c#*=}
+    [ -x "$cbin" ] || { echo "--compare $c: no executable $cbin" >&2; exit 1; }
+    START_BIN=$cbin start_volnfs "$label" $port $((port - 1)) --state-dir "$DIR/$label-state"
+    port=$((port + 100))
+  done
 fi
 
 "$HERE/harness.sh" "${TARGETS[@]}" "${SMOKE[@]}" "${ARGS[@]}"

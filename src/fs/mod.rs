@@ -41,6 +41,7 @@ pub use crate::sys::{Stat, Time};
 pub use cred::Cred;
 pub use error::{FsError, FsResult, Kind, Op};
 pub use handle::{FileHandle, HandleKey};
+pub use ops::ReadResult;
 pub use resolve::Located;
 pub use types::*;
 
@@ -89,6 +90,9 @@ pub struct ExportFs {
     pub can_chown: bool,
     /// Commit directory changes before replying (exports(5) `sync`).
     pub sync_namespace: bool,
+    /// Calls that find their object's descriptor cached may be answered
+    /// without waiting (`ops::nowait`): a local filesystem on Linux.
+    pub nowait: bool,
     dir_sync: groupsync::GroupSync,
 }
 
@@ -183,6 +187,7 @@ impl ExportFs {
             tracing::warn!(export = name, path = %path.display(), "the export's filesystem keeps no creation time: a removed file's handle may reach a new file that reuses its inode number (use ZFS, ext4 or XFS)");
         }
         let fsid = crate::sys::filesystem_id(root.as_fd()).unwrap_or(st.dev);
+        let nowait = crate::sys::serves_cached_io_without_blocking(root.as_fd());
         Ok(ExportFs {
             id: export_id_for(name),
             name: name.to_string(),
@@ -200,6 +205,7 @@ impl ExportFs {
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
             sync_namespace,
+            nowait,
             dir_sync: Default::default(),
         })
     }

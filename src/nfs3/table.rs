@@ -24,6 +24,9 @@ pub const WRITES: u8 = 1;
 /// The procedure touches the filesystem, which may block on the disk: it
 /// runs on the file I/O pool, never on an async worker.
 pub const FS: u8 = 2;
+/// The procedure may be answered in line when what it needs is cached and
+/// the kernel says it will not wait (`Procedure::try_nowait`).
+pub const NOWAIT: u8 = 4;
 
 /// What a procedure runs with: everything the dispatcher established.
 pub struct Ctx<'a> {
@@ -78,6 +81,12 @@ pub trait Procedure {
     type Args<'a>: Args<'a>;
     type Res: Encode + Refused;
     fn run(ctx: &Ctx<'_>, args: Self::Args<'_>) -> Self::Res;
+    /// The same result without waiting for anything (cached descriptors,
+    /// the page cache), or `None`: then `run` on the pool. Only rows
+    /// flagged NOWAIT are asked.
+    fn try_nowait(_ctx: &Ctx<'_>, _args: &Self::Args<'_>) -> Option<Self::Res> {
+        None
+    }
 }
 
 /// Bulk data to send behind the encoded result (READ).
@@ -89,6 +98,8 @@ pub struct Row {
     /// Decodes every argument; returns the first handle's bytes.
     pub check: for<'a> fn(&'a [u8]) -> Result<&'a [u8], XdrError>,
     pub run: fn(&Ctx<'_>, &[u8], &mut Writer) -> Result<Tail, XdrError>,
+    /// `try_nowait`, encoded; `None` = go to the pool.
+    pub nowait: fn(&Ctx<'_>, &[u8], &mut Writer) -> Option<Tail>,
     /// The procedure's failure body for a call refused before it ran.
     pub refuse: fn(NfsStat, &mut Writer) -> Tail,
 }
@@ -100,11 +111,19 @@ impl Row {
     pub fn touches_fs(&self) -> bool {
         self.flags & FS != 0
     }
+    pub fn may_answer_in_line(&self) -> bool {
+        self.flags & NOWAIT != 0
+    }
 }
 
 fn run<P: Procedure>(ctx: &Ctx<'_>, args: &[u8], w: &mut Writer) -> Result<Tail, XdrError> {
     let a = <P::Args<'_> as Args>::decode(&mut Reader::new(args))?;
     Ok(P::run(ctx, a).encode(w, ctx.fsid()))
+}
+
+fn nowait<P: Procedure>(ctx: &Ctx<'_>, args: &[u8], w: &mut Writer) -> Option<Tail> {
+    let a = <P::Args<'_> as Args>::decode(&mut Reader::new(args)).ok()?;
+    Some(P::try_nowait(ctx, &a)?.encode(w, ctx.fsid()))
 }
 
 fn check<P: Procedure>(args: &[u8]) -> Result<&[u8], XdrError> {
@@ -121,6 +140,7 @@ const fn row<P: Procedure>() -> Row {
         flags: P::FLAGS,
         check: check::<P>,
         run: run::<P>,
+        nowait: nowait::<P>,
         refuse: refuse::<P>,
     }
 }

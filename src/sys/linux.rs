@@ -80,3 +80,73 @@ pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     use nix::sys::socket::{getsockopt, sockopt::PeerCredentials};
     getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
 }
+
+/// Filesystems whose open descriptors answer fstat from memory and whose
+/// page cache RWF_NOWAIT can test: local disk filesystems. Not FUSE, NFS,
+/// CIFS (their fstat may ask a daemon or a server).
+pub fn serves_cached_io_without_blocking(fd: BorrowedFd<'_>) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    const TMPFS: i64 = 0x0102_1994;
+    const ZFS: i64 = 0x2FC1_2FC1;
+    // SAFETY: fstatfs writes into the zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    matches!(st.f_type as i64, EXT4 | XFS | BTRFS | TMPFS | ZFS)
+}
+
+/// pread that never waits for the disk: EAGAIN unless the bytes are in the
+/// page cache (preadv2 RWF_NOWAIT).
+pub fn pread_nowait(
+    fd: BorrowedFd<'_>,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    offset: u64,
+) -> Result<usize, Errno> {
+    let iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: the iovec describes writable memory the caller owns; the
+    // kernel writes at most iov_len bytes and we return how many.
+    let n = unsafe {
+        libc::preadv2(
+            fd.as_raw_fd(),
+            &iov,
+            1,
+            offset as libc::off_t,
+            libc::RWF_NOWAIT,
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// pwrite that never waits (block allocation, dirty throttling, locks):
+/// EAGAIN instead (pwritev2 RWF_NOWAIT).
+pub fn pwrite_nowait(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> Result<usize, Errno> {
+    let iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: the kernel only reads the iovec's bytes.
+    let n = unsafe {
+        libc::pwritev2(
+            fd.as_raw_fd(),
+            &iov,
+            1,
+            offset as libc::off_t,
+            libc::RWF_NOWAIT,
+        )
+    };
+    if n < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(n as usize)
+    }
+}

@@ -74,6 +74,30 @@ pub fn filesystem_id(fd: BorrowedFd<'_>) -> Option<u64> {
     Some(v.filesystem_id() as u64)
 }
 
+/// Whether, on the filesystem of `fd`, an open descriptor's attributes
+/// come from memory and reads and writes can be tried without waiting
+/// (`pread_nowait`, `pwrite_nowait`): the condition for answering a call on
+/// an async worker instead of the file I/O pool. Linux local filesystems
+/// only; never in posix mode or on illumos.
+pub fn serves_cached_io_without_blocking(fd: BorrowedFd<'_>) -> bool {
+    imp::serves_cached_io_without_blocking(fd)
+}
+
+/// Reads at `offset` only what the page cache holds now; EAGAIN if any of
+/// it would need the disk.
+pub fn pread_nowait(
+    fd: BorrowedFd<'_>,
+    buf: &mut [std::mem::MaybeUninit<u8>],
+    offset: u64,
+) -> Result<usize, Errno> {
+    imp::pread_nowait(fd, buf, offset)
+}
+
+/// Writes at `offset` only if that needs no waiting; EAGAIN otherwise.
+pub fn pwrite_nowait(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> Result<usize, Errno> {
+    imp::pwrite_nowait(fd, data, offset)
+}
+
 /// The uid of the process at the other end of a unix socket.
 pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     imp::peer_uid(stream)

@@ -164,3 +164,21 @@ pub fn chmod_at_nofollow(
 pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     stream.peer_cred().ok().map(|c| c.uid())
 }
+
+/// POSIX has no way to ask "would this block?": every file operation goes
+/// to the file I/O pool (illumos has no RWF_NOWAIT).
+pub fn serves_cached_io_without_blocking(_: BorrowedFd<'_>) -> bool {
+    false
+}
+
+pub fn pread_nowait(
+    _: BorrowedFd<'_>,
+    _: &mut [std::mem::MaybeUninit<u8>],
+    _: u64,
+) -> Result<usize, Errno> {
+    Err(Errno::EAGAIN)
+}
+
+pub fn pwrite_nowait(_: BorrowedFd<'_>, _: &[u8], _: u64) -> Result<usize, Errno> {
+    Err(Errno::EAGAIN)
+}

@@ -16,8 +16,11 @@
 mod create;
 mod io;
 mod namespace;
+mod nowait;
 mod readdir;
 mod setattr;
+
+pub use io::ReadResult;
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};

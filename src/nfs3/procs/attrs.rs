@@ -4,18 +4,21 @@
 use super::status;
 use crate::nfs3::args::{AccessArgs, Object, SetattrArgs};
 use crate::nfs3::res::{AttrRes, AttrThen, Path, WccThen, Words};
-use crate::nfs3::table::{Ctx, Procedure, FS, WRITES};
+use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, WRITES};
 use crate::xdr::Writer;
 
 pub struct Getattr;
 
 impl Procedure for Getattr {
     const NAME: &'static str = "GETATTR";
-    const FLAGS: u8 = FS;
+    const FLAGS: u8 = FS | NOWAIT;
     type Args<'a> = Object<'a>;
     type Res = AttrRes;
     fn run(ctx: &Ctx<'_>, _: Object<'_>) -> AttrRes {
         AttrRes(ctx.fs.getattr(&ctx.fh).map_err(|e| status(ctx, e)))
+    }
+    fn try_nowait(ctx: &Ctx<'_>, _: &Object<'_>) -> Option<AttrRes> {
+        ctx.fs.getattr_nowait(&ctx.fh).map(|st| AttrRes(Ok(st)))
     }
 }
 
@@ -39,7 +42,7 @@ pub struct Access;
 
 impl Procedure for Access {
     const NAME: &'static str = "ACCESS";
-    const FLAGS: u8 = FS;
+    const FLAGS: u8 = FS | NOWAIT;
     type Args<'a> = AccessArgs<'a>;
     type Res = AttrThen<u32>;
     fn run(ctx: &Ctx<'_>, a: AccessArgs<'_>) -> AttrThen<u32> {
@@ -53,6 +56,14 @@ impl Procedure for Access {
                 res: Err(status(ctx, e)),
             },
         }
+    }
+    fn try_nowait(ctx: &Ctx<'_>, a: &AccessArgs<'_>) -> Option<AttrThen<u32>> {
+        let st = ctx.fs.getattr_nowait(&ctx.fh)?;
+        let bits = crate::fs::perm::access_bits(&st, &ctx.cred, ctx.read_only);
+        Some(AttrThen {
+            attr: Some(st),
+            res: Ok(a.want & bits),
+        })
     }
 }
 
