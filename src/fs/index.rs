@@ -107,8 +107,14 @@ pub enum Store {
         shared: Arc<Shared>,
         writer: Mutex<Option<std::thread::JoinHandle<()>>>,
         path: PathBuf,
+        /// Nodes read or written recently: answers without a database read
+        /// (so a lookup can be recorded without waiting: `get_nowait`).
+        cache: Mutex<super::cache::LruMap<Node>>,
     },
 }
+
+/// Nodes kept in memory per persistent index (~100 bytes each).
+const NODE_CACHE: usize = 64 * 1024;
 
 /// Result of opening a persistent index.
 pub struct Opened {
@@ -177,6 +183,7 @@ impl Store {
                 shared,
                 writer: Mutex::new(Some(writer)),
                 path: path.to_path_buf(),
+                cache: Mutex::new(super::cache::LruMap::new(NODE_CACHE)),
             },
             complete: complete && !created,
             created,
@@ -186,14 +193,35 @@ impl Store {
     pub fn get(&self, ino: u64) -> Option<Node> {
         match self {
             Store::Memory(m) => lock(m).get(&ino).cloned(),
-            Store::Redb { db, shared, .. } => {
+            Store::Redb {
+                db, shared, cache, ..
+            } => {
                 if let Some(pending) = lock(&shared.overlay).get(&ino) {
                     return pending.clone();
+                }
+                if let Some(n) = lock(cache).get(ino) {
+                    return Some((*n).clone());
                 }
                 let r = db.begin_read().ok()?;
                 let t = r.open_table(NODES).ok()?;
                 let v = t.get(ino).ok()??;
-                Node::decode(v.value())
+                let node = Node::decode(v.value())?;
+                lock(cache).insert(ino, Arc::new(node.clone()));
+                Some(node)
+            }
+        }
+    }
+
+    /// What `get` would answer, if that needs no database read: `None` =
+    /// not known without reading the database.
+    pub fn get_nowait(&self, ino: u64) -> Option<Option<Node>> {
+        match self {
+            Store::Memory(m) => Some(lock(m).get(&ino).cloned()),
+            Store::Redb { shared, cache, .. } => {
+                if let Some(pending) = lock(&shared.overlay).get(&ino) {
+                    return Some(pending.clone());
+                }
+                lock(cache).get(ino).map(|n| Some((*n).clone()))
             }
         }
     }
@@ -203,7 +231,8 @@ impl Store {
             Store::Memory(m) => {
                 lock(m).insert(ino, node);
             }
-            Store::Redb { shared, .. } => {
+            Store::Redb { shared, cache, .. } => {
+                lock(cache).insert(ino, Arc::new(node.clone()));
                 let n = {
                     let mut o = lock(&shared.overlay);
                     o.insert(ino, Some(node));
@@ -221,7 +250,8 @@ impl Store {
             Store::Memory(m) => {
                 lock(m).remove(&ino);
             }
-            Store::Redb { shared, .. } => {
+            Store::Redb { shared, cache, .. } => {
+                lock(cache).remove(ino);
                 lock(&shared.overlay).insert(ino, None);
             }
         }
@@ -232,8 +262,13 @@ impl Store {
         match self {
             Store::Memory(m) => lock(m).clear(),
             Store::Redb {
-                db, shared, path, ..
+                db,
+                shared,
+                path,
+                cache,
+                ..
             } => {
+                lock(cache).clear();
                 lock(&shared.overlay).clear();
                 let res = (|| -> Result<(), redb::Error> {
                     let w = db.begin_write()?;

@@ -42,6 +42,8 @@ pub struct Nfs3 {
     /// wrote UNSTABLE and had not committed when we restarted.
     pub write_verifier: [u8; 8],
     pub counters: [AtomicU64; 22],
+    /// Calls answered by an async worker without the pool (`NOWAIT` rows).
+    pub answered_in_line: AtomicU64,
     pool: IoPool,
     /// This program itself, for the jobs it hands to the pool.
     me: Weak<Nfs3>,
@@ -63,6 +65,7 @@ impl Nfs3 {
             exports,
             write_verifier,
             counters: Default::default(),
+            answered_in_line: AtomicU64::new(0),
             pool,
             me: me.clone(),
             refused: Mutex::new(HashSet::new()),
@@ -210,6 +213,7 @@ impl Program for Nfs3 {
             let mut w = reply.results();
             if let Some(tail) = (row.nowait)(&ctx, call.args(), &mut w) {
                 drop(admitted);
+                self.answered_in_line.fetch_add(1, Ordering::Relaxed);
                 return answer(reply, w, Ok(tail));
             }
         }

@@ -66,6 +66,7 @@ impl ServerState {
             "procedures": procedures,
             "locks_held": self.nlm.as_ref().map(|n| n.held()),
             "io_pool": self.pool.stats(),
+            "answered_in_line": self.nfs.answered_in_line.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
 }

@@ -150,3 +150,38 @@ pub fn pwrite_nowait(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> Result<usi
         Ok(n as usize)
     }
 }
+
+/// LOOKUP that never waits: `name` in `dir` resolved from the dentry cache
+/// only (openat2 RESOLVE_CACHED, Linux 5.12+), its attributes read from the
+/// in-memory inode. `None` when that would need the disk (EAGAIN), cross a
+/// mount, or anything else the pool should look at; `Some(Err(ENOENT))` is
+/// a cached negative entry.
+pub fn lookup_nowait(dir: BorrowedFd<'_>, name: &CStr) -> Option<Result<Stat, Errno>> {
+    // SAFETY: open_how is plain data; zero is "no flags".
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_CACHED
+        | libc::RESOLVE_BENEATH
+        | libc::RESOLVE_NO_SYMLINKS
+        | libc::RESOLVE_NO_XDEV;
+    // SAFETY: openat2 reads the path and the open_how we own.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return match Errno::last() {
+            Errno::ENOENT => Some(Err(Errno::ENOENT)),
+            _ => None,
+        };
+    }
+    // SAFETY: a fresh descriptor from openat2, owned here.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    use std::os::fd::AsFd;
+    Some(fstat(fd.as_fd()))
+}

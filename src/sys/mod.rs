@@ -98,6 +98,12 @@ pub fn pwrite_nowait(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> Result<usi
     imp::pwrite_nowait(fd, data, offset)
 }
 
+/// `name` in `dir` from the kernel's caches only, never waiting (`None`:
+/// ask the pool). Linux only; never in posix mode or on illumos.
+pub fn lookup_nowait(dir: BorrowedFd<'_>, name: &CStr) -> Option<Result<Stat, Errno>> {
+    imp::lookup_nowait(dir, name)
+}
+
 /// The uid of the process at the other end of a unix socket.
 pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     imp::peer_uid(stream)

@@ -182,3 +182,7 @@ pub fn pread_nowait(
 pub fn pwrite_nowait(_: BorrowedFd<'_>, _: &[u8], _: u64) -> Result<usize, Errno> {
     Err(Errno::EAGAIN)
 }
+
+pub fn lookup_nowait(_: BorrowedFd<'_>, _: &CStr) -> Option<Result<Stat, Errno>> {
+    None
+}

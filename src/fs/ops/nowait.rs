@@ -11,11 +11,17 @@ use std::sync::Arc;
 
 use nix::errno::Errno;
 
+use std::os::fd::OwnedFd;
+
 use super::io::{clears_setid, ReadResult};
 use crate::fs::error::{FsError, Op};
-use crate::fs::perm;
-use crate::fs::{lock, Cred, ExportFs, FileHandle, OpenFile, Stat, Wcc, WccAttr};
+use crate::fs::index::Node;
+use crate::fs::perm::{self, EXEC};
+use crate::fs::{check_name, lock, Cred, ExportFs, FileHandle, OpenFile, Stat, Wcc, WccAttr};
 use crate::sys;
+
+/// Links an object may have in the index (as `resolve::MAX_LINKS`).
+const MAX_LINKS: usize = 8;
 
 impl ExportFs {
     /// The cached open file of `fh`, when it is still that object.
@@ -32,23 +38,109 @@ impl ExportFs {
         st.ino == fh.ino && st.gen == fh.gen && st.dev == self.root_dev && st.nlink > 0
     }
 
-    /// GETATTR from a cached descriptor (file, directory or the root).
+    /// The cached descriptor of directory `fh` (or the root).
+    fn cached_dir(&self, fh: &FileHandle) -> Option<(Arc<OwnedFd>, Stat)> {
+        let fd = if fh.ino == self.root_ino {
+            self.root.clone()
+        } else {
+            lock(&self.dirs).get(fh.ino)?
+        };
+        let st = sys::fstat(fd.as_fd()).ok()?;
+        self.still_is(&st, fh).then_some((fd, st))
+    }
+
+    /// GETATTR without waiting: through a cached descriptor, or through the
+    /// object's recorded name in a cached directory, resolved from the
+    /// kernel's dentry cache.
     pub fn getattr_nowait(&self, fh: &FileHandle) -> Option<Stat> {
         if !self.nowait {
             return None;
         }
-        if fh.ino == self.root_ino {
-            return sys::fstat(self.root.as_fd())
-                .ok()
-                .filter(|st| self.still_is(st, fh));
+        if let Some((_, st)) = self.cached_dir(fh) {
+            return Some(st);
         }
         if let Some((_, st)) = self.cached_file(fh) {
             return Some(st);
         }
-        let d = lock(&self.dirs).get(fh.ino)?;
-        sys::fstat(d.as_fd())
-            .ok()
-            .filter(|st| self.still_is(st, fh))
+        let node = self.index.get_nowait(fh.ino)??;
+        if node.gen != fh.gen {
+            return None;
+        }
+        let (pino, name) = node.links.first()?;
+        let pgen = if *pino == self.root_ino {
+            self.root_gen
+        } else {
+            self.index.get_nowait(*pino)??.gen
+        };
+        let parent = FileHandle {
+            ino: *pino,
+            gen: pgen,
+            ..*fh
+        };
+        let (pfd, _) = self.cached_dir(&parent)?;
+        let cname = std::ffi::CString::new(&name[..]).ok()?;
+        let st = sys::lookup_nowait(pfd.as_fd(), &cname)?.ok()?;
+        self.still_is(&st, fh).then_some(st)
+    }
+
+    /// Records a link without waiting: only when the object's index entry
+    /// is in memory. False = the caller must take the ordinary path.
+    fn remember_nowait(&self, parent: u64, name: &[u8], st: &Stat) -> bool {
+        if st.ino == self.root_ino {
+            return true;
+        }
+        let Some(known) = self.index.get_nowait(st.ino) else {
+            return false;
+        };
+        let mut node = match known {
+            Some(n) if n.gen == st.gen => n,
+            _ => Node {
+                gen: st.gen,
+                links: Vec::new(),
+            },
+        };
+        if node
+            .links
+            .iter()
+            .any(|(p, n)| *p == parent && &n[..] == name)
+        {
+            return true;
+        }
+        if node.links.len() >= MAX_LINKS {
+            node.links.remove(0);
+        }
+        node.links.push((parent, name.into()));
+        self.index.put(st.ino, node);
+        true
+    }
+
+    /// LOOKUP without waiting: the directory's descriptor cached, the name
+    /// in the kernel's dentry cache, the object's index entry in memory.
+    #[allow(clippy::type_complexity)]
+    pub fn lookup_nowait(
+        &self,
+        dir: &FileHandle,
+        name: &[u8],
+        cred: &Cred,
+    ) -> Option<(Option<Stat>, Result<(FileHandle, Stat), FsError>)> {
+        if !self.nowait || name == b"." || name == b".." {
+            return None;
+        }
+        let (dfd, dst) = self.cached_dir(dir)?;
+        if !perm::allowed(&dst, cred, EXEC) {
+            return Some((Some(dst), Err(FsError::new(Op::Lookup, Errno::EACCES))));
+        }
+        let cname = match check_name(name) {
+            Ok(c) => c,
+            Err(k) => return Some((Some(dst), Err(FsError::new(Op::Lookup, k)))),
+        };
+        match sys::lookup_nowait(dfd.as_fd(), &cname)? {
+            Err(e) => Some((Some(dst), Err(FsError::new(Op::Lookup, e)))),
+            Ok(st) if st.dev == dst.dev && self.remember_nowait(dir.ino, name, &st) => {
+                Some((Some(dst), Ok((self.handle_for(&st), st))))
+            }
+            Ok(_) => None,
+        }
     }
 
     /// READ from the page cache through a cached descriptor; `None` if the

@@ -8,23 +8,35 @@ use crate::nfs3::args::{
 };
 use crate::nfs3::res::{LinkRes, LookupRes, NewObjRes, RenameRes, WccThen};
 use crate::nfs3::status::NfsStat;
-use crate::nfs3::table::{Ctx, Procedure, FS, WRITES};
+use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, WRITES};
 
 pub struct Lookup;
 
 impl Procedure for Lookup {
     const NAME: &'static str = "LOOKUP";
-    const FLAGS: u8 = FS;
+    const FLAGS: u8 = FS | NOWAIT;
     type Args<'a> = DirOp<'a>;
     type Res = LookupRes;
     fn run(ctx: &Ctx<'_>, a: DirOp<'_>) -> LookupRes {
         let (dir_attr, res) = ctx.fs.lookup(&ctx.fh, a.name, &ctx.cred);
-        LookupRes {
-            dir_attr,
-            res: res
-                .map(|(fh, st)| (ctx.wire(&fh), st))
-                .map_err(|e| status(ctx, e)),
-        }
+        lookup_result(ctx, dir_attr, res)
+    }
+    fn try_nowait(ctx: &Ctx<'_>, a: &DirOp<'_>) -> Option<LookupRes> {
+        let (dir_attr, res) = ctx.fs.lookup_nowait(&ctx.fh, a.name, &ctx.cred)?;
+        Some(lookup_result(ctx, dir_attr, res))
+    }
+}
+
+fn lookup_result(
+    ctx: &Ctx<'_>,
+    dir_attr: Option<crate::fs::Stat>,
+    res: Result<(crate::fs::FileHandle, crate::fs::Stat), FsError>,
+) -> LookupRes {
+    LookupRes {
+        dir_attr,
+        res: res
+            .map(|(fh, st)| (ctx.wire(&fh), st))
+            .map_err(|e| status(ctx, e)),
     }
 }
 
