@@ -66,6 +66,8 @@ pub struct ServerHandle {
     portmap_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// Where `volnfs ctl` finds the control socket; removed at shutdown.
+    instance: Option<crate::control::discovery::Instance>,
     pub exports: Arc<ExportTable>,
     pub nfs: Arc<Nfs3>,
 }
@@ -96,6 +98,7 @@ impl ServerHandle {
         if let Some(nlm) = &self.state.nlm {
             nlm.shutdown().await;
         }
+        drop(self.instance);
     }
 }
 
@@ -463,6 +466,9 @@ pub async fn start_with(
         )));
         tracing::info!(socket = %path.display(), "control socket ready");
     }
+    let instance = control_socket
+        .as_deref()
+        .and_then(crate::control::discovery::Instance::record);
     // Only once everything is up: clients told to reclaim must find us.
     if let Some((nlm, notify, grace)) = nlm {
         nlm.start_recovery(notify, grace);
@@ -476,6 +482,7 @@ pub async fn start_with(
         portmap_addr,
         shutdown: tx,
         tasks,
+        instance,
         exports: table,
         nfs,
     })

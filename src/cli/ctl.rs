@@ -9,9 +9,11 @@ use volnfs::control::ctl;
 
 #[derive(Args)]
 pub struct CtlArgs {
-    /// The control socket.
-    #[arg(long, default_value = volnfs::config::DEFAULT_CONTROL_SOCKET)]
-    socket: PathBuf,
+    /// The control socket [default: $VOLNFS_CONTROL_SOCKET, else
+    /// /var/run/volnfs/control.sock if a server answers there, else the one
+    /// running volnfs of this user].
+    #[arg(long)]
+    socket: Option<PathBuf>,
     /// Print the whole JSON reply (for scripts).
     #[arg(long)]
     json: bool,
@@ -39,7 +41,17 @@ pub fn run(a: &CtlArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let reply = match rt.block_on(ctl::call(&a.socket, &op, args)) {
+    let socket = match &a.socket {
+        Some(s) => s.clone(),
+        None => match volnfs::control::discovery::find(std::path::Path::new(volnfs::config::DEFAULT_CONTROL_SOCKET)) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("volnfs ctl: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+    };
+    let reply = match rt.block_on(ctl::call(&socket, &op, args)) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("volnfs ctl: {}", volnfs::error_chain(&e));

@@ -8,6 +8,7 @@
 //! error reply, never a crash.
 
 pub mod ctl;
+pub mod discovery;
 pub mod protocol;
 
 use std::path::{Path, PathBuf};

@@ -182,6 +182,35 @@ impl Portmap {
                 w.bool(false);
                 Ok(())
             }
+            // GETADDRLIST (v4): every address of a program's version, one
+            // entry per transport and address family (`rpcinfo -l`).
+            (4, 11) => {
+                let prog = r.u32().map_err(g)?;
+                let vers = r.u32().map_err(g)?;
+                let _netid = r.string(64).map_err(g)?;
+                let _addr = r.string(128).map_err(g)?;
+                let _owner = r.string(256).map_err(g)?;
+                let families: &[bool] = if self.ipv6 { &[false, true] } else { &[false] };
+                for m in self.mappings.iter().filter(|m| m.prog == prog && m.vers == vers) {
+                    for &v6 in families {
+                        w.bool(true);
+                        w.string(uaddr(Self::answer_ip(ctx, v6), m.port).as_bytes());
+                        w.string(m.transport.netid(v6).as_bytes());
+                        // NC_TPI_COTS_ORD for TCP, NC_TPI_CLTS for UDP
+                        w.u32(match m.transport {
+                            Transport::Tcp => 3,
+                            Transport::Udp => 1,
+                        });
+                        w.string(if v6 { b"inet6" } else { b"inet" });
+                        w.string(match m.transport {
+                            Transport::Tcp => b"tcp",
+                            Transport::Udp => b"udp",
+                        });
+                    }
+                }
+                w.bool(false);
+                Ok(())
+            }
             // GETTIME
             (3 | 4, 6) => {
                 let now = std::time::SystemTime::now()
