@@ -3,7 +3,8 @@
 #  1. the illumos type check (tests/illumos/check.sh: every target, zero warnings);
 #  2. unit and integration tests (cargo test, real clients: libnfs-utils, nfs3_client,
 #     rpcinfo, showmount), once with the Linux implementations of src/sys and once in
-#     posix mode (--cfg volnfs_posix: the implementations illumos runs);
+#     posix mode (--cfg volnfs_posix: the implementations illumos runs); both with
+#     --include-ignored, so the `needs root` and `slow` tests run too;
 #  3. real OpenZFS in a QEMU guest (tests/zfs/run.sh: zone-setup and the
 #     snapshot/rollback/resize volume test);
 #  4. the Linux kernel client end to end in a QEMU guest (tests/e2e/run.sh), all workloads,
@@ -31,13 +32,13 @@ else
 fi
 
 echo "== cargo test (unit + integration), Linux implementations"
-cargo test --all-targets -- --test-threads="$threads"
+cargo test --all-targets -- --include-ignored --test-threads="$threads"
 
 if [ "${VOLNFS_SKIP_POSIX:-0}" = 1 ]; then
   echo "== SKIPPED: posix-mode cargo test (VOLNFS_SKIP_POSIX=1)"
 else
   echo "== cargo test (unit + integration), posix mode: the illumos implementations of src/sys"
-  "${posix_env[@]}" cargo test --all-targets -- --test-threads="$threads"
+  "${posix_env[@]}" cargo test --all-targets -- --include-ignored --test-threads="$threads"
 fi
 
 if [ "${VOLNFS_SKIP_ZFS:-0}" = 1 ]; then
