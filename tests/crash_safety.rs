@@ -9,14 +9,14 @@
 //!
 //! `VOLNFS_CRASH_ITERATIONS` (default 20) sets how many crashes are simulated.
 
-mod common;
+mod support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{bounded, dirop, lookup, ok, pattern_bytes, Connection, TestServer};
 use nfs3_client::nfs3_types::nfs3::*;
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
+use support::{bounded, dirop, lookup, ok, pattern_bytes, Connection, Server};
 
 const LIMIT: Duration = Duration::from_secs(600);
 const CLIENTS: usize = 3;
@@ -247,7 +247,7 @@ async fn handles_and_stable_data_survive_kill_9_during_churn() {
         .unwrap_or(0x5eed_1234_u64);
     println!("crash test: {iterations} iterations, seed {seed}");
     bounded(LIMIT, async {
-        let mut server = TestServer::start();
+        let mut server = Server::start();
         let mut rng = Rng(seed);
         let files: Arc<Mutex<Vec<Tracked>>> = Arc::new(Mutex::new(Vec::new()));
         let mut admin = server.connect().await;
@@ -353,7 +353,7 @@ async fn create_unchecked(conn: &mut Connection, dir: &nfs_fh3, name: &str) -> n
 async fn removed_files_handle_is_stale_even_when_its_inode_is_reused() {
     use std::os::unix::fs::MetadataExt;
     bounded(Duration::from_secs(120), async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         // Remove a file, then create files until one gets its inode number back. Another

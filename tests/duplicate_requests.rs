@@ -3,13 +3,13 @@
 //! of being executed a second time (a re-executed REMOVE would answer NOENT, a re-executed
 //! CREATE GUARDED would answer EXIST).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{bounded, decode_reply, dirpath_of, TestServer, UdpRpc, EXPORT_NAME};
 use nfs3_client::nfs3_types::mount::{self, mountres3};
 use nfs3_client::nfs3_types::nfs3::{self, *};
+use support::{bounded, decode_reply, dirpath_of, Server, UdpRpc, EXPORT_NAME};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -26,13 +26,13 @@ async fn root_handle_over_udp(rpc: &UdpRpc) -> nfs_fh3 {
 #[tokio::test]
 async fn retransmitted_remove_gets_the_original_reply() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("victim"), b"v").unwrap();
         let rpc = UdpRpc::connect(server.nfs_port).await;
         let root = root_handle_over_udp(&rpc).await;
 
         let args = REMOVE3args {
-            object: common::dirop(&root, "victim"),
+            object: support::dirop(&root, "victim"),
         };
         let call = UdpRpc::encode_call(0x5151_0002, nfs3::PROGRAM, 3, 12, &args);
         let first_raw = rpc.exchange(&call).await;
@@ -68,11 +68,11 @@ async fn retransmitted_remove_gets_the_original_reply() {
 #[tokio::test]
 async fn retransmitted_guarded_create_gets_the_original_reply() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let rpc = UdpRpc::connect(server.nfs_port).await;
         let root = root_handle_over_udp(&rpc).await;
         let args = CREATE3args {
-            where_: common::dirop(&root, "once"),
+            where_: support::dirop(&root, "once"),
             how: createhow3::GUARDED(sattr3::default()),
         };
         let call = UdpRpc::encode_call(0x5151_0010, nfs3::PROGRAM, 3, 8, &args);
@@ -99,11 +99,11 @@ async fn retransmitted_guarded_create_gets_the_original_reply() {
 #[tokio::test]
 async fn retransmitted_exclusive_create_gets_the_original_reply_byte_for_byte() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let rpc = UdpRpc::connect(server.nfs_port).await;
         let root = root_handle_over_udp(&rpc).await;
         let args = CREATE3args {
-            where_: common::dirop(&root, "exclusive"),
+            where_: support::dirop(&root, "exclusive"),
             how: createhow3::EXCLUSIVE(createverf3(*b"verifier")),
         };
         let call = UdpRpc::encode_call(0x5151_0011, nfs3::PROGRAM, 3, 8, &args);
@@ -127,16 +127,16 @@ async fn retransmitted_exclusive_create_gets_the_original_reply_byte_for_byte() 
 #[tokio::test]
 async fn retransmitted_rename_on_a_new_tcp_connection_gets_the_original_reply() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("from"), b"r").unwrap();
         let conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let args = RENAME3args {
-            from: common::dirop(&root, "from"),
-            to: common::dirop(&root, "to"),
+            from: support::dirop(&root, "from"),
+            to: support::dirop(&root, "to"),
         };
         let call = UdpRpc::encode_call(0x5151_0020, nfs3::PROGRAM, 3, 14, &args);
-        let first_raw = common::tcp_exchange(server.nfs_port, &call)
+        let first_raw = support::tcp_exchange(server.nfs_port, &call)
             .await
             .expect("TCP exchange");
         let first = decode_reply::<RENAME3res>(&first_raw);
@@ -144,7 +144,7 @@ async fn retransmitted_rename_on_a_new_tcp_connection_gets_the_original_reply() 
             matches!(first, Nfs3Result::Ok(_)),
             "first RENAME: {first:?}"
         );
-        let again_raw = common::tcp_exchange(server.nfs_port, &call)
+        let again_raw = support::tcp_exchange(server.nfs_port, &call)
             .await
             .expect("TCP exchange");
         let again = decode_reply::<RENAME3res>(&again_raw);

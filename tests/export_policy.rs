@@ -1,30 +1,25 @@
 //! Export policy as a client sees it: read-only exports, the --allow list, squashing, and
 //! permission errors reported as ACCES (never SERVERFAULT).
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use common::{
-    bounded, decode_reply, dirop, err_status, lookup, ok, ServerOptions, TestServer, UdpRpc,
-};
 use nfs3_client::nfs3_types::nfs3::*;
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
+use support::{bounded, decode_reply, dirop, err_status, lookup, ok, Server, UdpRpc};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-fn with_args(args: &[&str]) -> ServerOptions {
-    ServerOptions {
-        extra_args: args.iter().map(|s| s.to_string()).collect(),
-        ..Default::default()
-    }
+fn with_args(args: &[&str]) -> Server {
+    Server::builder().args(args).start()
 }
 
 #[tokio::test]
 async fn read_only_export_serves_reads_and_refuses_writes_with_rofs() {
     bounded(LIMIT, async {
-        let server = TestServer::start_with(with_args(&["--ro"]));
+        let server = with_args(&["--ro"]);
         std::fs::write(server.export_dir().join("f"), b"read me").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -107,15 +102,15 @@ async fn read_only_export_serves_reads_and_refuses_writes_with_rofs() {
 async fn client_outside_the_allow_list_cannot_mount_or_use_a_handle() {
     bounded(LIMIT, async {
         // A handle obtained while allowed...
-        let open = TestServer::start();
+        let open = Server::start();
         let handle = open.connect().await.root_nfs_fh3();
         drop(open);
 
-        let server = TestServer::start_with(with_args(&["--allow", "10.0.0.0/8"]));
+        let server = with_args(&["--allow", "10.0.0.0/8"]);
         // Raw calls: nfs3_client spins forever on a connection the server closes.
         use nfs3_client::nfs3_types::mount;
-        let mnt = UdpRpc::encode_call(7, mount::PROGRAM, 3, 1, &common::dirpath_of(&server.name));
-        match common::tcp_exchange(server.mount_port, &mnt).await {
+        let mnt = UdpRpc::encode_call(7, mount::PROGRAM, 3, 1, &support::dirpath_of(&server.name));
+        match support::tcp_exchange(server.mount_port, &mnt).await {
             Err(_) => {} // closed at accept
             Ok(reply) => match decode_reply::<mount::mountres3>(&reply) {
                 mount::mountres3::Ok(_) => {
@@ -126,7 +121,7 @@ async fn client_outside_the_allow_list_cannot_mount_or_use_a_handle() {
         }
         // ...and NFS calls straight to the NFS port with a handle are refused too.
         let get = UdpRpc::encode_call(8, PROGRAM, 3, 1, &GETATTR3args { object: handle });
-        if let Ok(reply) = common::tcp_exchange(server.nfs_port, &get).await {
+        if let Ok(reply) = support::tcp_exchange(server.nfs_port, &get).await {
             let res = decode_reply::<GETATTR3res>(&reply);
             assert!(
                 matches!(res, Nfs3Result::Err(_)),
@@ -140,7 +135,7 @@ async fn client_outside_the_allow_list_cannot_mount_or_use_a_handle() {
 #[tokio::test]
 async fn root_squash_creates_files_as_the_anonymous_user() {
     bounded(LIMIT, async {
-        let server = TestServer::start_with(with_args(&["--squash", "root-squash"]));
+        let server = with_args(&["--squash", "root-squash"]);
         std::fs::set_permissions(server.export_dir(), std::fs::Permissions::from_mode(0o777))
             .unwrap();
         let mut conn = server.connect().await;
@@ -167,7 +162,7 @@ async fn root_squash_creates_files_as_the_anonymous_user() {
 #[tokio::test]
 async fn permission_denied_is_reported_as_acces() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let dir = server.export_dir();
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(dir.join("secret"), b"s").unwrap();

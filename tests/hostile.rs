@@ -8,13 +8,12 @@
 //! Uses only 127.0.0.1 and ephemeral ports. Run: `cargo test --test hostile`.
 //!
 //! Layout: `hostile/rpc.rs` is a hand-rolled RPC client (records and headers built by hand so
-//! they can lie), `hostile/server.rs` starts the binary; the cases live in one file per area
+//! they can lie), `support` starts the binary; the cases live in one file per area
 //! (framing, header, arguments, udp, resources, fuzz); shared NFS helpers are below.
 
 #[path = "hostile/rpc.rs"]
 mod rpc;
-#[path = "hostile/server.rs"]
-mod server;
+mod support;
 
 #[path = "hostile/arguments.rs"]
 mod arguments;
@@ -30,9 +29,9 @@ mod resources;
 mod udp;
 
 use rpc::*;
-use server::TestServer;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+use support::Server;
 
 const NFS_V3: u32 = 3;
 const MOUNT_V3: u32 = 3;
@@ -59,8 +58,14 @@ const MOUNTPROC3_MNT: u32 = 1;
 const MOUNTPROC3_EXPORT: u32 = 5;
 const PMAPPROC_GETPORT: u32 = 3;
 
+/// The server under attack: zero-config on 127.0.0.1 with ephemeral ports (the portmapper
+/// too), its export published under its own path (no `--name`).
+fn start_server() -> Server {
+    Server::builder().default_name().start()
+}
+
 /// A fresh connection to `addr` answers NFS NULL, and the process is alive.
-fn assert_serves_null(srv: &mut TestServer, addr: SocketAddr) {
+fn assert_serves_null(srv: &mut Server, addr: SocketAddr) {
     srv.assert_alive();
     let mut c = Conn::connect(addr).expect("connect after hostile input");
     let r = c.call(&Call::null(0x4e55_4c4c, NFS_PROG, NFS_V3));
@@ -71,22 +76,22 @@ fn assert_serves_null(srv: &mut TestServer, addr: SocketAddr) {
     );
 }
 
-fn assert_serves_null_everywhere(srv: &mut TestServer) {
-    for a in [srv.nfs, srv.mount, srv.portmap] {
+fn assert_serves_null_everywhere(srv: &mut Server) {
+    for a in [srv.nfs_addr(), srv.mount_addr(), srv.portmap_addr()] {
         assert_serves_null(srv, a);
     }
 }
 
 /// MOUNT3 MNT of the export; returns the root file handle.
-fn mount_root(srv: &TestServer) -> Vec<u8> {
-    let mut c = Conn::connect(srv.mount).unwrap();
-    let path = srv.export.to_str().unwrap().as_bytes().to_vec();
+fn mount_root(srv: &Server) -> Vec<u8> {
+    let mut c = Conn::connect(srv.mount_addr()).unwrap();
+    let path = srv.export_dir().to_str().unwrap().as_bytes().to_vec();
     let r = c.call(
         &Call::new(1, MOUNT_PROG, MOUNT_V3, MOUNTPROC3_MNT).args(Xdr::new().opaque(&path).bytes()),
     );
     let b = r.body();
     assert_eq!(r.accept_stat(), Some(SUCCESS), "MNT: {r:?}");
-    assert_eq!(word(b, 0), 0, "MNT status for {:?}", srv.export);
+    assert_eq!(word(b, 0), 0, "MNT status for {:?}", srv.export_dir());
     let len = word(b, 4) as usize;
     assert!((1..=64).contains(&len), "root handle length {len}");
     b[8..8 + len].to_vec()

@@ -2,19 +2,19 @@
 //! reply sizes, so the listing takes hundreds of round trips driven by cookies and the
 //! cookie verifier.
 
-mod common;
+mod support;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::{bounded, err_status, lookup, ok, Connection, TestServer};
 use nfs3_client::nfs3_types::nfs3::*;
 use nfs3_client::nfs3_types::xdr_codec::Pack;
+use support::{bounded, err_status, lookup, ok, Connection, Server};
 
 const ENTRIES: usize = 10_000;
 const LIMIT: Duration = Duration::from_secs(180);
 
-fn make_big_dir(server: &TestServer) -> HashSet<String> {
+fn make_big_dir(server: &Server) -> HashSet<String> {
     let dir = server.export_dir().join("big");
     std::fs::create_dir(&dir).unwrap();
     let mut names = HashSet::new();
@@ -193,7 +193,7 @@ fn assert_complete(listing: &Listing, expected: &HashSet<String>, what: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readdir_with_small_replies_lists_ten_thousand_entries_exactly_once() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let expected = make_big_dir(&server);
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -211,7 +211,7 @@ async fn readdir_with_small_replies_lists_ten_thousand_entries_exactly_once() {
         for n in expected.iter().take(50) {
             let fh = lookup(&mut conn, &dir, n).await;
             assert_eq!(
-                common::getattr(&mut conn, &fh).await.fileid,
+                support::getattr(&mut conn, &fh).await.fileid,
                 listing.entries[n].0,
                 "{n}: fileid"
             );
@@ -223,7 +223,7 @@ async fn readdir_with_small_replies_lists_ten_thousand_entries_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readdirplus_with_small_replies_lists_ten_thousand_entries_exactly_once() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let expected = make_big_dir(&server);
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -251,7 +251,7 @@ async fn readdirplus_with_small_replies_lists_ten_thousand_entries_exactly_once(
 #[tokio::test]
 async fn readdir_continuation_with_a_foreign_cookie_verifier_fails_with_bad_cookie() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let dir = server.export_dir().join("d");
         std::fs::create_dir(&dir).unwrap();
         for i in 0..200 {
@@ -312,9 +312,9 @@ async fn readdir_continuation_with_a_foreign_cookie_verifier_fails_with_bad_cook
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nfs_ls_of_ten_thousand_entries_shows_each_exactly_once() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let expected = make_big_dir(&server);
-        let (status, out, err) = common::run_tool(
+        let (status, out, err) = support::run_tool(
             "nfs-ls",
             &[&server.nfs_url("big")],
             Duration::from_secs(120),

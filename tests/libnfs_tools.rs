@@ -1,18 +1,18 @@
 //! Real third-party clients: the libnfs command line tools (`nfs-cp`, `nfs-ls`, `nfs-cat`
 //! from Debian's libnfs-utils) against the `volnfs` binary.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{bounded, pattern_bytes, run_tool, sha256_file, TestServer};
+use support::{bounded, pattern_bytes, run_tool, sha256_file, Server};
 
 const TOOL_LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
 async fn nfs_cp_copies_a_file_in_and_back_out_unchanged() {
     bounded(Duration::from_secs(120), async {
-        let server = TestServer::start();
+        let server = Server::start();
         let local = tempfile::tempdir().unwrap();
         let src = local.path().join("in.bin");
         let payload = pattern_bytes(7, 3 * 1024 * 1024 + 17);
@@ -51,7 +51,7 @@ async fn nfs_cp_copies_a_file_in_and_back_out_unchanged() {
 #[tokio::test]
 async fn nfs_cat_prints_a_file_written_on_the_server_side() {
     bounded(Duration::from_secs(60), async {
-        let server = TestServer::start();
+        let server = Server::start();
         let text = "hello from the server side\nsecond line\n";
         std::fs::write(server.export_dir().join("greeting.txt"), text).unwrap();
 
@@ -66,7 +66,7 @@ async fn nfs_cat_prints_a_file_written_on_the_server_side() {
 #[tokio::test]
 async fn nfs_cat_of_a_nested_path_mounts_the_subdirectory_and_reads_the_file() {
     bounded(Duration::from_secs(60), async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir_all(server.export_dir().join("a/b")).unwrap();
         std::fs::write(server.export_dir().join("a/b/deep.txt"), "deep\n").unwrap();
 
@@ -81,7 +81,7 @@ async fn nfs_cat_of_a_nested_path_mounts_the_subdirectory_and_reads_the_file() {
 #[tokio::test]
 async fn nfs_ls_lists_every_entry_of_a_directory() {
     bounded(Duration::from_secs(60), async {
-        let server = TestServer::start();
+        let server = Server::start();
         let root = server.export_dir();
         std::fs::write(root.join("alpha.txt"), "a").unwrap();
         std::fs::write(root.join("beta.txt"), "bb").unwrap();
@@ -130,7 +130,7 @@ async fn nfs_ls_lists_every_entry_of_a_directory() {
 #[tokio::test]
 async fn nfs_cp_to_a_nested_path_mounts_the_subdirectory_and_creates_the_file() {
     bounded(Duration::from_secs(60), async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir(server.export_dir().join("sub")).unwrap();
         let local = tempfile::tempdir().unwrap();
         let src = local.path().join("small.txt");
@@ -156,7 +156,7 @@ async fn nfs_cp_to_a_nested_path_mounts_the_subdirectory_and_creates_the_file() 
 async fn large_file_of_256_mib_survives_a_round_trip_through_nfs_cp() {
     const SIZE: usize = 256 * 1024 * 1024;
     bounded(Duration::from_secs(420), async {
-        let server = TestServer::start();
+        let server = Server::start();
         let local = tempfile::tempdir().unwrap();
         let src = local.path().join("big.bin");
         {

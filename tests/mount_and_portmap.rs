@@ -1,17 +1,17 @@
 //! The MOUNT v3 and portmap side of the server, and the process contract (ready line,
 //! every port serving every program on TCP and UDP, clean SIGTERM), via `nfs3_client`.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{bounded, dirpath_of, udp_call, ServerOptions, TestServer, EXPORT_NAME};
 use nfs3_client::nfs3_types::mount::{self, mountres3};
 use nfs3_client::nfs3_types::nfs3;
 use nfs3_client::nfs3_types::portmap::{self, mapping, IPPROTO_TCP, IPPROTO_UDP};
 use nfs3_client::nfs3_types::xdr_codec::Void;
 use nfs3_client::tokio::TokioIo;
 use nfs3_client::{MountError, PortmapperClient};
+use support::{bounded, dirpath_of, udp_call, Server, EXPORT_NAME};
 use tokio::net::TcpStream;
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -23,7 +23,7 @@ fn bytes_to_string(b: &[u8]) -> String {
 #[tokio::test]
 async fn mount_export_lists_the_export_and_its_allowed_clients() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut mnt = server.mount_client().await;
         let exports = mnt.export().await.expect("MOUNT EXPORT").into_inner();
         let dirs: Vec<String> = exports
@@ -49,7 +49,7 @@ async fn mount_export_lists_the_export_and_its_allowed_clients() {
 #[tokio::test]
 async fn mount_mnt_dump_and_umnt_track_the_mount_table() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut mnt = server.mount_client().await;
         assert!(
             mnt.dump().await.expect("DUMP").into_inner().is_empty(),
@@ -104,7 +104,7 @@ async fn mount_mnt_dump_and_umnt_track_the_mount_table() {
 #[tokio::test]
 async fn mnt_of_an_unknown_path_is_refused() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut mnt = server.mount_client().await;
         match mnt.mnt(dirpath_of("/exports/nonexistent")).await {
             Err(MountError::Denied(stat)) => assert!(
@@ -123,17 +123,17 @@ async fn mnt_of_an_unknown_path_is_refused() {
 #[tokio::test]
 async fn mnt_handle_is_the_root_that_nfs_serves() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("marker"), b"m").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let res = conn
             .lookup(&nfs3::LOOKUP3args {
-                what: common::dirop(&root, "marker"),
+                what: support::dirop(&root, "marker"),
             })
             .await
             .expect("LOOKUP rpc");
-        common::ok(res, "LOOKUP marker in the mounted root");
+        support::ok(res, "LOOKUP marker in the mounted root");
         conn.unmount().await.expect("UMNT");
     })
     .await;
@@ -142,7 +142,7 @@ async fn mnt_handle_is_the_root_that_nfs_serves() {
 #[tokio::test]
 async fn portmap_getport_reports_the_nfs_and_mount_ports_on_tcp() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         assert_ne!(server.portmap_port, 0, "portmap should be running");
         let stream = TcpStream::connect(("127.0.0.1", server.portmap_port))
             .await
@@ -189,7 +189,7 @@ async fn portmap_getport_reports_the_nfs_and_mount_ports_on_tcp() {
 #[tokio::test]
 async fn every_port_answers_every_program_over_tcp_and_udp() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let ports = [
             ("nfs", server.nfs_port),
             ("mount", server.mount_port),
@@ -274,7 +274,7 @@ async fn every_port_answers_every_program_over_tcp_and_udp() {
             let res: nfs3::GETATTR3res = udp_call(port, nfs3::PROGRAM, 3, 1, &args)
                 .await
                 .expect("UDP GETATTR");
-            let attrs = common::ok(res, "UDP GETATTR of the root").obj_attributes;
+            let attrs = support::ok(res, "UDP GETATTR of the root").obj_attributes;
             assert_eq!(attrs.type_, nfs3::ftype3::NF3DIR);
         }
     })
@@ -284,7 +284,7 @@ async fn every_port_answers_every_program_over_tcp_and_udp() {
 #[tokio::test]
 async fn unsupported_program_version_is_answered_with_prog_mismatch() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut rpc = nfs3_client::rpc::RpcClient::new(TokioIo::new(
             TcpStream::connect(("127.0.0.1", server.nfs_port))
                 .await
@@ -314,10 +314,7 @@ async fn unsupported_program_version_is_answered_with_prog_mismatch() {
 #[tokio::test]
 async fn no_portmap_flag_reports_port_zero_and_nfs_still_works() {
     bounded(LIMIT, async {
-        let server = TestServer::start_with(ServerOptions {
-            portmap_port: None,
-            ..Default::default()
-        });
+        let server = Server::builder().no_portmap().start();
         assert_eq!(server.portmap_port, 0);
         let mut conn = server.connect().await;
         conn.null().await.expect("NFS NULL");
@@ -328,7 +325,7 @@ async fn no_portmap_flag_reports_port_zero_and_nfs_still_works() {
 #[tokio::test]
 async fn sigterm_stops_the_server_cleanly() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         conn.null().await.expect("NFS NULL before SIGTERM");
         let nfs_port = server.nfs_port;
@@ -350,39 +347,10 @@ async fn sigterm_stops_the_server_cleanly() {
 #[tokio::test]
 async fn default_name_is_the_absolute_export_path() {
     bounded(LIMIT, async {
-        // Start without --name by passing the directory's own path as the expected name.
-        let export = tempfile::tempdir().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let path = export.path().canonicalize().unwrap();
-        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_volnfs"));
-        cmd.arg("serve")
-            .arg("--export")
-            .arg(&path)
-            .arg("--state-dir")
-            .arg(state.path())
-            .args([
-                "--listen",
-                "127.0.0.1",
-                "--nfs-port",
-                "0",
-                "--mount-port",
-                "0",
-                "--no-portmap",
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true);
-        let mut child = cmd.spawn().expect("spawn volnfs");
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-        let line = lines.next_line().await.unwrap().expect("ready line");
-        let (_, mount_port, _) = common::parse_ready_line(&line).expect("ready line format");
-        let stream = TcpStream::connect(("127.0.0.1", mount_port)).await.unwrap();
-        let mut mnt = nfs3_client::MountClient::new_with_auth(
-            TokioIo::new(stream),
-            common::unix_credential(0, 0, &[]),
-            Default::default(),
-        );
+        // Started without --name: the export is published under its absolute path.
+        let server = Server::builder().default_name().no_portmap().start();
+        let path = server.export_dir().canonicalize().unwrap();
+        let mut mnt = server.mount_client().await;
         let exports = mnt.export().await.expect("EXPORT").into_inner();
         let dirs: Vec<String> = exports
             .iter()
@@ -392,7 +360,6 @@ async fn default_name_is_the_absolute_export_path() {
         mnt.mnt(dirpath_of(&path.to_string_lossy()))
             .await
             .expect("MNT by the default name");
-        child.kill().await.unwrap();
     })
     .await;
 }
@@ -400,7 +367,7 @@ async fn default_name_is_the_absolute_export_path() {
 #[tokio::test]
 async fn mnt_of_a_subdirectory_returns_its_handle_and_never_leaves_the_export() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let dir = server.export_dir();
         std::fs::create_dir_all(dir.join("sub/inner")).unwrap();
         std::fs::write(dir.join("sub/inner/f"), b"f").unwrap();
@@ -418,15 +385,15 @@ async fn mnt_of_a_subdirectory_returns_its_handle_and_never_leaves_the_export() 
 
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
-        let sub = common::lookup(&mut conn, &root, "sub").await;
-        let inner = common::lookup(&mut conn, &sub, "inner").await;
-        let want = common::getattr(&mut conn, &inner).await.fileid;
+        let sub = support::lookup(&mut conn, &root, "sub").await;
+        let inner = support::lookup(&mut conn, &sub, "inner").await;
+        let want = support::getattr(&mut conn, &inner).await.fileid;
         assert_eq!(
-            common::getattr(&mut conn, &sub_fh).await.fileid,
+            support::getattr(&mut conn, &sub_fh).await.fileid,
             want,
             "MNT handle names sub/inner"
         );
-        common::lookup(&mut conn, &sub_fh, "f").await;
+        support::lookup(&mut conn, &sub_fh, "f").await;
 
         for (path, what) in [
             (format!("{EXPORT_NAME}/plain"), "a regular file"),
@@ -453,10 +420,7 @@ async fn mnt_of_a_subdirectory_returns_its_handle_and_never_leaves_the_export() 
 #[tokio::test]
 async fn serves_clients_on_the_ipv6_loopback() {
     bounded(LIMIT, async {
-        let server = TestServer::start_with(ServerOptions {
-            listen: vec!["::1".to_string()],
-            ..Default::default()
-        });
+        let server = Server::builder().listen(&["::1"]).start();
         std::fs::write(server.export_dir().join("v6"), b"six").unwrap();
         let mut conn = nfs3_client::Nfs3ConnectionBuilder::new(
             nfs3_client::tokio::TokioConnector,
@@ -466,13 +430,13 @@ async fn serves_clients_on_the_ipv6_loopback() {
         .mount_port(server.mount_port)
         .nfs3_port(server.nfs_port)
         .connect_from_privileged_port(false)
-        .credential(common::unix_credential(0, 0, &[]))
+        .credential(support::unix_credential(0, 0, &[]))
         .mount()
         .await
         .expect("mount over ::1");
         let root = conn.root_nfs_fh3();
-        let fh = common::lookup(&mut conn, &root, "v6").await;
-        assert_eq!(common::getattr(&mut conn, &fh).await.size, 3);
+        let fh = support::lookup(&mut conn, &root, "v6").await;
+        assert_eq!(support::getattr(&mut conn, &fh).await.size, 3);
 
         let stream = TcpStream::connect(("::1", server.portmap_port))
             .await

@@ -1,14 +1,14 @@
 //! Every NFSv3 procedure of RFC 1813, driven through the independent `nfs3_client` crate
 //! against the real `volnfs` binary, with the export directory checked from the server side.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::time::Duration;
 
-use common::{bounded, dirop, err_status, getattr, lookup, ok, Connection, TestServer};
 use nfs3_client::nfs3_types::nfs3::*;
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
+use support::{bounded, dirop, err_status, getattr, lookup, ok, Connection, Server};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
@@ -105,7 +105,7 @@ async fn read(conn: &mut Connection, fh: &nfs_fh3, offset: u64, count: u32) -> R
 #[tokio::test]
 async fn null_procedure_is_answered_by_nfs_and_mount() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         conn.null().await.expect("NFS NULL");
         conn.mount_client.null().await.expect("MOUNT NULL");
@@ -116,7 +116,7 @@ async fn null_procedure_is_answered_by_nfs_and_mount() {
 #[tokio::test]
 async fn getattr_reports_what_is_on_disk() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let path = server.export_dir().join("file.txt");
         std::fs::write(&path, b"12345").unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
@@ -155,7 +155,7 @@ async fn getattr_reports_what_is_on_disk() {
 #[tokio::test]
 async fn setattr_changes_mode_size_and_owner_with_wcc_data() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, _) = create_file(&mut conn, &root, "f", 0o644).await;
@@ -199,7 +199,7 @@ async fn setattr_changes_mode_size_and_owner_with_wcc_data() {
 #[tokio::test]
 async fn setattr_nanosecond_times_read_back_exactly() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, _) = create_file(&mut conn, &root, "t", 0o644).await;
@@ -240,7 +240,7 @@ async fn setattr_nanosecond_times_read_back_exactly() {
 #[tokio::test]
 async fn setattr_with_a_stale_ctime_guard_fails_with_not_sync() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, attrs) = create_file(&mut conn, &root, "g", 0o644).await;
@@ -282,7 +282,7 @@ async fn setattr_with_a_stale_ctime_guard_fails_with_not_sync() {
 #[tokio::test]
 async fn lookup_of_a_missing_name_fails_with_noent() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let res = conn
@@ -300,7 +300,7 @@ async fn lookup_of_a_missing_name_fails_with_noent() {
 #[tokio::test]
 async fn lookup_returns_the_object_and_directory_attributes() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir(server.export_dir().join("d")).unwrap();
         std::fs::write(server.export_dir().join("d/x"), b"xyz").unwrap();
         let mut conn = server.connect().await;
@@ -327,7 +327,7 @@ async fn lookup_returns_the_object_and_directory_attributes() {
 #[tokio::test]
 async fn lookup_dotdot_at_the_export_root_returns_the_root() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir(server.export_dir().join("sub")).unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -362,7 +362,7 @@ async fn lookup_dotdot_at_the_export_root_returns_the_root() {
 #[tokio::test]
 async fn access_follows_owner_group_and_other_permission_bits() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let root_dir = server.export_dir();
         std::fs::set_permissions(root_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = root_dir.join("private.txt");
@@ -371,7 +371,7 @@ async fn access_follows_owner_group_and_other_permission_bits() {
         std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
         let want = ACCESS3_READ | ACCESS3_MODIFY | ACCESS3_EXTEND | ACCESS3_EXECUTE;
 
-        async fn granted(server: &TestServer, uid: u32, gid: u32, gids: &[u32], want: u32) -> u32 {
+        async fn granted(server: &Server, uid: u32, gid: u32, gids: &[u32], want: u32) -> u32 {
             let mut conn = server.connect_as(uid, gid, gids).await;
             let root = conn.root_nfs_fh3();
             let fh = lookup(&mut conn, &root, "private.txt").await;
@@ -415,7 +415,7 @@ async fn access_follows_owner_group_and_other_permission_bits() {
 #[tokio::test]
 async fn readlink_returns_the_target_of_a_symlink() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::os::unix::fs::symlink("some/where/else", server.export_dir().join("ln")).unwrap();
         std::fs::write(server.export_dir().join("plain"), b"p").unwrap();
         let mut conn = server.connect().await;
@@ -446,7 +446,7 @@ async fn readlink_returns_the_target_of_a_symlink() {
 #[tokio::test]
 async fn read_returns_the_requested_bytes_and_signals_eof() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("digits"), b"0123456789").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -483,7 +483,7 @@ async fn read_returns_the_requested_bytes_and_signals_eof() {
 #[tokio::test]
 async fn writes_at_every_stability_level_land_on_disk_under_one_verifier() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, _) = create_file(&mut conn, &root, "w", 0o644).await;
@@ -550,7 +550,7 @@ async fn writes_at_every_stability_level_land_on_disk_under_one_verifier() {
 #[tokio::test]
 async fn write_past_the_end_leaves_a_zero_filled_hole() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, _) = create_file(&mut conn, &root, "holey", 0o644).await;
@@ -565,7 +565,7 @@ async fn write_past_the_end_leaves_a_zero_filled_hole() {
 #[tokio::test]
 async fn unchecked_create_succeeds_for_a_new_and_an_existing_name() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let before = getattr(&mut conn, &root).await;
@@ -618,7 +618,7 @@ async fn unchecked_create_succeeds_for_a_new_and_an_existing_name() {
 #[tokio::test]
 async fn guarded_create_of_an_existing_name_fails_with_exist() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let guarded = || CREATE3args {
@@ -648,7 +648,7 @@ async fn guarded_create_of_an_existing_name_fails_with_exist() {
 #[tokio::test]
 async fn exclusive_create_with_same_verifier_is_idempotent() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let verf = createverf3(*b"volnfs01");
@@ -700,7 +700,7 @@ async fn exclusive_create_with_same_verifier_is_idempotent() {
 #[tokio::test]
 async fn exclusive_create_with_a_different_verifier_fails_with_exist() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let create = |v: &[u8; 8]| CREATE3args {
@@ -734,7 +734,7 @@ async fn exclusive_create_with_a_different_verifier_fails_with_exist() {
 #[tokio::test]
 async fn mkdir_creates_a_directory_and_refuses_an_existing_name() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let args = || MKDIR3args {
@@ -763,7 +763,7 @@ async fn mkdir_creates_a_directory_and_refuses_an_existing_name() {
 #[tokio::test]
 async fn symlink_creates_a_link_that_readlink_returns() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let res = conn
@@ -796,7 +796,7 @@ async fn symlink_creates_a_link_that_readlink_returns() {
 #[tokio::test]
 async fn mknod_creates_a_fifo() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let res = conn
@@ -823,7 +823,7 @@ async fn mknod_creates_a_fifo() {
 #[tokio::test]
 async fn setattr_mode_of_a_socket_changes_the_socket() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let res = conn
@@ -854,7 +854,7 @@ async fn setattr_mode_of_a_socket_changes_the_socket() {
 #[tokio::test]
 async fn mknod_of_character_or_block_devices_is_refused() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let dev = || devicedata3 {
@@ -898,7 +898,7 @@ async fn mknod_of_character_or_block_devices_is_refused() {
 #[tokio::test]
 async fn remove_deletes_a_file_and_a_second_remove_fails_with_noent() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("doomed"), b"bye").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -940,7 +940,7 @@ async fn remove_deletes_a_file_and_a_second_remove_fails_with_noent() {
 #[tokio::test]
 async fn rmdir_of_a_non_empty_directory_fails_with_notempty() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir(server.export_dir().join("full")).unwrap();
         std::fs::write(server.export_dir().join("full/child"), b"c").unwrap();
         std::fs::create_dir(server.export_dir().join("empty")).unwrap();
@@ -978,7 +978,7 @@ async fn rmdir_of_a_non_empty_directory_fails_with_notempty() {
 #[tokio::test]
 async fn rmdir_of_a_regular_file_fails_with_notdir() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("file"), b"f").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -1000,7 +1000,7 @@ async fn rmdir_of_a_regular_file_fails_with_notdir() {
 #[tokio::test]
 async fn rename_moves_a_file_across_directories_and_keeps_its_handle() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let dir = server.export_dir();
         std::fs::create_dir(dir.join("a")).unwrap();
         std::fs::create_dir(dir.join("b")).unwrap();
@@ -1065,7 +1065,7 @@ async fn rename_moves_a_file_across_directories_and_keeps_its_handle() {
 #[tokio::test]
 async fn renaming_a_directory_keeps_handles_below_it_valid() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir_all(server.export_dir().join("top/mid")).unwrap();
         std::fs::write(server.export_dir().join("top/mid/leaf"), b"leaf").unwrap();
         let mut conn = server.connect().await;
@@ -1101,7 +1101,7 @@ async fn renaming_a_directory_keeps_handles_below_it_valid() {
 #[tokio::test]
 async fn link_gives_a_second_name_with_the_same_fileid_and_nlink_2() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("orig"), b"shared").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -1163,7 +1163,7 @@ fn populate(dir: &std::path::Path) -> Vec<String> {
 #[tokio::test]
 async fn readdir_lists_every_entry_with_the_fileids_getattr_reports() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let expected = populate(server.export_dir());
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -1215,7 +1215,7 @@ async fn readdir_lists_every_entry_with_the_fileids_getattr_reports() {
 #[tokio::test]
 async fn readdirplus_returns_handles_and_attributes_matching_getattr() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let expected = populate(server.export_dir());
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -1273,7 +1273,7 @@ async fn readdirplus_returns_handles_and_attributes_matching_getattr() {
 #[tokio::test]
 async fn readdir_of_a_file_fails_with_notdir() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("f"), b"f").unwrap();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
@@ -1298,7 +1298,7 @@ async fn readdir_of_a_file_fails_with_notdir() {
 #[tokio::test]
 async fn fsstat_reports_consistent_space_and_file_counts() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let s = ok(
@@ -1327,7 +1327,7 @@ async fn fsstat_reports_consistent_space_and_file_counts() {
 #[tokio::test]
 async fn fsinfo_advertises_sane_limits_and_properties() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let i = ok(
@@ -1357,7 +1357,7 @@ async fn fsinfo_advertises_sane_limits_and_properties() {
 #[tokio::test]
 async fn pathconf_reports_name_and_link_limits() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let p = ok(
@@ -1377,11 +1377,11 @@ async fn pathconf_reports_name_and_link_limits() {
 #[tokio::test]
 async fn commit_returns_the_write_verifier_and_wcc_data() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let (fh, _) = create_file(&mut conn, &root, "c", 0o644).await;
-        let data = common::pattern_bytes(3, 64 * 1024);
+        let data = support::pattern_bytes(3, 64 * 1024);
         let mut verf = None;
         for (i, chunk) in data.chunks(16 * 1024).enumerate() {
             let w = write(
@@ -1421,7 +1421,7 @@ async fn commit_returns_the_write_verifier_and_wcc_data() {
 #[tokio::test]
 async fn long_names_are_refused_with_nametoolong() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let long = "n".repeat(300);
@@ -1443,7 +1443,7 @@ async fn long_names_are_refused_with_nametoolong() {
 #[tokio::test]
 async fn transfers_of_the_advertised_maximum_size_work_and_larger_reads_are_capped() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         let mut conn = server.connect().await;
         let root = conn.root_nfs_fh3();
         let info = ok(
@@ -1455,10 +1455,10 @@ async fn transfers_of_the_advertised_maximum_size_work_and_larger_reads_are_capp
             "FSINFO",
         );
         let (fh, _) = create_file(&mut conn, &root, "max", 0o644).await;
-        let data = common::pattern_bytes(11, info.wtmax as usize);
+        let data = support::pattern_bytes(11, info.wtmax as usize);
         let w = write(&mut conn, &fh, 0, &data, stable_how::FILE_SYNC).await;
         assert_eq!(w.count, info.wtmax, "a WRITE of wtmax bytes is taken whole");
-        let tail = common::pattern_bytes(12, 1000);
+        let tail = support::pattern_bytes(12, 1000);
         write(
             &mut conn,
             &fh,
@@ -1497,7 +1497,7 @@ async fn transfers_of_the_advertised_maximum_size_work_and_larger_reads_are_capp
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_clients_writing_different_files_do_not_interfere() {
     bounded(LIMIT, async {
-        let server = std::sync::Arc::new(TestServer::start());
+        let server = std::sync::Arc::new(Server::start());
         let mut tasks = Vec::new();
         for i in 0..8u64 {
             let server = server.clone();
@@ -1505,7 +1505,7 @@ async fn concurrent_clients_writing_different_files_do_not_interfere() {
                 let mut conn = server.connect().await;
                 let root = conn.root_nfs_fh3();
                 let (fh, _) = create_file(&mut conn, &root, &format!("c{i}"), 0o644).await;
-                let data = common::pattern_bytes(100 + i, 512 * 1024 + i as usize);
+                let data = support::pattern_bytes(100 + i, 512 * 1024 + i as usize);
                 for (k, chunk) in data.chunks(32 * 1024).enumerate() {
                     write(
                         &mut conn,

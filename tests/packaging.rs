@@ -7,15 +7,13 @@
 //! datasets in a directory and answers like `zfs get -H -p` (the parsers
 //! themselves are unit-tested on captured output in `src/zfs.rs`).
 
-use std::io::{BufRead, BufReader};
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_volnfs");
+use support::{Server, BIN};
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -857,63 +855,27 @@ fn zone_setup_reports_a_missing_delegated_dataset_with_the_command() {
 
 #[test]
 fn server_log_lines_are_bunyan_json() {
-    let export = tempfile::tempdir().unwrap();
-    let state = tempfile::tempdir().unwrap();
-    let mut child = Command::new(BIN)
-        .args(["serve", "--export"])
-        .arg(export.path())
-        .arg("--state-dir")
-        .arg(state.path())
-        .args([
-            "--nfs-port",
-            "0",
-            "--mount-port",
-            "0",
-            "--no-portmap",
-            "--log-format",
-            "bunyan",
-        ])
+    let server = Server::builder()
+        .no_portmap()
+        .args(&["--log-format", "bunyan"])
         .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx2.send(("stderr", line));
-        }
-    });
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(("stdout", line));
-        }
-    });
-    let mut ready = false;
-    let mut record = None;
-    while record.is_none() || !ready {
-        let (stream, line) = rx
-            .recv_timeout(Duration::from_secs(30))
-            .expect("server printed its ready line and a log line");
-        match stream {
-            "stdout" => ready |= line.starts_with("ready "),
-            _ => record = Some(line),
-        }
-    }
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+        .start();
+    // The server logs (to stderr: the log file) before it prints its ready line.
+    let log = std::fs::read_to_string(server.log_path()).unwrap();
+    let line = log
+        .lines()
+        .next()
+        .expect("server printed a log line")
+        .to_string();
+    let pid = server.pid();
+    let status = server.terminate();
     assert!(status.success(), "SIGTERM exits cleanly: {status:?}");
 
-    let line = record.unwrap();
     let rec: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
     assert_eq!(rec["v"], 0, "{line}");
     assert_eq!(rec["name"], "volnfs");
     assert_eq!(rec["level"], 30, "info is 30: {line}");
-    assert_eq!(rec["pid"], child.id());
+    assert_eq!(rec["pid"], pid);
     assert!(rec["hostname"].as_str().is_some_and(|h| !h.is_empty()));
     assert!(rec["msg"].as_str().is_some_and(|m| !m.is_empty()));
     let time = rec["time"].as_str().unwrap();

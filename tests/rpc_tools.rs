@@ -1,135 +1,118 @@
 //! The stock ONC RPC tools (`rpcinfo` from rpcbind, `showmount` from nfs-common) against the
 //! server's built-in portmapper. They only talk to port 111, so each test runs the server in
 //! a private network namespace created for that test alone (the host's port 111 is never
-//! touched). Needs root; without it the tests say so loudly and skip.
+//! touched). Needs root: the tests are `#[ignore = "needs root"]`.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{block_on, dirpath_of, is_root, run_tool, ServerOptions, TestServer, EXPORT_NAME};
+use support::{block_on, dirpath_of, in_private_netns, run_tool, Server, EXPORT_NAME};
 
 const TOOL_LIMIT: Duration = Duration::from_secs(30);
 
-/// Runs `body` on a fresh thread that first moves itself into a new, empty network
-/// namespace with only `lo` up. Processes it spawns (the server, the tools) and sockets it
-/// opens live in that namespace too. Returns false (and says why) when not root.
-fn in_private_netns<F>(test: &str, body: F) -> bool
+/// Runs `body` with a server whose portmapper is on port 111, on a fresh thread in a new,
+/// empty network namespace with only `lo` up. Processes it spawns (the server, the tools)
+/// and sockets it opens live in that namespace too.
+fn with_server_on_port_111<F>(body: F)
 where
-    F: FnOnce(TestServer) + Send + 'static,
+    F: FnOnce(Server) + Send + 'static,
 {
-    if !is_root() {
-        eprintln!("\n!!!!!!!! SKIPPED {test}: needs root to create a network namespace for port 111 !!!!!!!!\n");
-        return false;
-    }
-    let result = std::thread::spawn(move || {
-        common::enter_private_netns();
-        let server = TestServer::start_with(ServerOptions {
-            portmap_port: Some(111),
-            ..Default::default()
-        });
+    in_private_netns(move || {
+        let server = Server::builder().portmap_port(111).start();
         assert_eq!(
             server.portmap_port, 111,
             "portmap should be on the port we asked for"
         );
         body(server);
     })
-    .join();
-    if let Err(panic) = result {
-        std::panic::resume_unwind(panic);
-    }
-    true
 }
 
 #[test]
+#[ignore = "needs root"]
 fn rpcinfo_p_lists_nfs_and_mountd_v3_on_tcp_and_udp() {
-    in_private_netns(
-        "rpcinfo_p_lists_nfs_and_mountd_v3_on_tcp_and_udp",
-        |server| {
-            block_on(async {
-                let (status, out, err) =
-                    run_tool("rpcinfo", &["-p", "127.0.0.1"], TOOL_LIMIT).await;
+    with_server_on_port_111(|server| {
+        block_on(async {
+            let (status, out, err) = run_tool("rpcinfo", &["-p", "127.0.0.1"], TOOL_LIMIT).await;
+            assert!(
+                status.success(),
+                "rpcinfo -p failed: {status}\n{out}\n{err}"
+            );
+            let rows: Vec<Vec<&str>> = out
+                .lines()
+                .map(|l| l.split_whitespace().collect())
+                .collect();
+            let has = |prog: &str, proto: &str, port: u16| {
+                rows.iter().any(|r| {
+                    r.len() >= 4
+                        && r[0] == prog
+                        && r[1] == "3"
+                        && r[2] == proto
+                        && r[3] == port.to_string()
+                })
+            };
+            for proto in ["tcp", "udp"] {
                 assert!(
-                    status.success(),
-                    "rpcinfo -p failed: {status}\n{out}\n{err}"
+                    has("100003", proto, server.nfs_port),
+                    "nfs v3/{proto} on {} missing:\n{out}",
+                    server.nfs_port
                 );
-                let rows: Vec<Vec<&str>> = out
-                    .lines()
-                    .map(|l| l.split_whitespace().collect())
-                    .collect();
-                let has = |prog: &str, proto: &str, port: u16| {
-                    rows.iter().any(|r| {
-                        r.len() >= 4
-                            && r[0] == prog
-                            && r[1] == "3"
-                            && r[2] == proto
-                            && r[3] == port.to_string()
-                    })
-                };
+                assert!(
+                    has("100005", proto, server.mount_port),
+                    "mountd v3/{proto} on {} missing:\n{out}",
+                    server.mount_port
+                );
+            }
+            assert!(
+                rows.iter()
+                    .any(|r| r.len() >= 4 && r[0] == "100000" && r[1] == "2" && r[3] == "111"),
+                "portmapper v2 on 111 missing:\n{out}"
+            );
+            // The lock manager (v4) and status monitor (v1) answer on the NFS port.
+            for (prog, vers) in [("100021", "4"), ("100024", "1")] {
                 for proto in ["tcp", "udp"] {
                     assert!(
-                        has("100003", proto, server.nfs_port),
-                        "nfs v3/{proto} on {} missing:\n{out}",
+                        rows.iter().any(|r| r.len() >= 4
+                            && r[0] == prog
+                            && r[1] == vers
+                            && r[2] == proto
+                            && r[3] == server.nfs_port.to_string()),
+                        "program {prog} v{vers}/{proto} on {} missing:\n{out}",
                         server.nfs_port
                     );
+                }
+            }
+        });
+    });
+}
+
+#[test]
+#[ignore = "needs root"]
+fn rpcinfo_reaches_nfs_and_mountd_over_tcp_and_udp() {
+    with_server_on_port_111(|_server| {
+        block_on(async {
+            for flag in ["-t", "-u"] {
+                for prog in ["100003", "100005"] {
+                    let (status, out, err) =
+                        run_tool("rpcinfo", &[flag, "127.0.0.1", prog, "3"], TOOL_LIMIT).await;
                     assert!(
-                        has("100005", proto, server.mount_port),
-                        "mountd v3/{proto} on {} missing:\n{out}",
-                        server.mount_port
+                        status.success(),
+                        "rpcinfo {flag} {prog} 3 failed: {status}\n{out}\n{err}"
+                    );
+                    assert!(
+                        out.contains("ready and waiting"),
+                        "rpcinfo {flag} {prog} 3:\n{out}"
                     );
                 }
-                assert!(
-                    rows.iter()
-                        .any(|r| r.len() >= 4 && r[0] == "100000" && r[1] == "2" && r[3] == "111"),
-                    "portmapper v2 on 111 missing:\n{out}"
-                );
-                // The lock manager (v4) and status monitor (v1) answer on the NFS port.
-                for (prog, vers) in [("100021", "4"), ("100024", "1")] {
-                    for proto in ["tcp", "udp"] {
-                        assert!(
-                            rows.iter().any(|r| r.len() >= 4
-                                && r[0] == prog
-                                && r[1] == vers
-                                && r[2] == proto
-                                && r[3] == server.nfs_port.to_string()),
-                            "program {prog} v{vers}/{proto} on {} missing:\n{out}",
-                            server.nfs_port
-                        );
-                    }
-                }
-            });
-        },
-    );
+            }
+        });
+    });
 }
 
 #[test]
-fn rpcinfo_reaches_nfs_and_mountd_over_tcp_and_udp() {
-    in_private_netns(
-        "rpcinfo_reaches_nfs_and_mountd_over_tcp_and_udp",
-        |_server| {
-            block_on(async {
-                for flag in ["-t", "-u"] {
-                    for prog in ["100003", "100005"] {
-                        let (status, out, err) =
-                            run_tool("rpcinfo", &[flag, "127.0.0.1", prog, "3"], TOOL_LIMIT).await;
-                        assert!(
-                            status.success(),
-                            "rpcinfo {flag} {prog} 3 failed: {status}\n{out}\n{err}"
-                        );
-                        assert!(
-                            out.contains("ready and waiting"),
-                            "rpcinfo {flag} {prog} 3:\n{out}"
-                        );
-                    }
-                }
-            });
-        },
-    );
-}
-
-#[test]
+#[ignore = "needs root"]
 fn rpcinfo_rpcbind_dump_lists_universal_addresses() {
-    in_private_netns("rpcinfo_rpcbind_dump_lists_universal_addresses", |server| {
+    with_server_on_port_111(|server| {
         block_on(async {
             // Plain `rpcinfo HOST` uses RPCBPROC_DUMP (rpcbind v4, falling back to v3).
             let (status, out, err) = run_tool("rpcinfo", &["127.0.0.1"], TOOL_LIMIT).await;
@@ -160,38 +143,36 @@ fn rpcinfo_rpcbind_dump_lists_universal_addresses() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn showmount_e_lists_the_export_and_its_allowed_clients() {
-    in_private_netns(
-        "showmount_e_lists_the_export_and_its_allowed_clients",
-        |_server| {
-            block_on(async {
-                let (status, out, err) =
-                    run_tool("showmount", &["-e", "127.0.0.1"], TOOL_LIMIT).await;
-                assert!(
-                    status.success(),
-                    "showmount -e failed: {status}\n{out}\n{err}"
-                );
-                let line = out
-                    .lines()
-                    .find(|l| l.split_whitespace().next() == Some(EXPORT_NAME))
-                    .unwrap_or_else(|| panic!("{EXPORT_NAME} not listed by showmount -e:\n{out}"));
-                let clients = line.split_whitespace().nth(1).unwrap_or("");
-                assert!(
-                    clients.contains("127."),
-                    "allowed clients should include loopback: {line:?}"
-                );
-                assert!(
-                    !clients.contains("everyone"),
-                    "default policy is loopback only, not everyone: {line:?}"
-                );
-            });
-        },
-    );
+    with_server_on_port_111(|_server| {
+        block_on(async {
+            let (status, out, err) = run_tool("showmount", &["-e", "127.0.0.1"], TOOL_LIMIT).await;
+            assert!(
+                status.success(),
+                "showmount -e failed: {status}\n{out}\n{err}"
+            );
+            let line = out
+                .lines()
+                .find(|l| l.split_whitespace().next() == Some(EXPORT_NAME))
+                .unwrap_or_else(|| panic!("{EXPORT_NAME} not listed by showmount -e:\n{out}"));
+            let clients = line.split_whitespace().nth(1).unwrap_or("");
+            assert!(
+                clients.contains("127."),
+                "allowed clients should include loopback: {line:?}"
+            );
+            assert!(
+                !clients.contains("everyone"),
+                "default policy is loopback only, not everyone: {line:?}"
+            );
+        });
+    });
 }
 
 #[test]
+#[ignore = "needs root"]
 fn showmount_a_shows_a_mount_after_mnt() {
-    in_private_netns("showmount_a_shows_a_mount_after_mnt", |server| {
+    with_server_on_port_111(|server| {
         block_on(async {
             let (status, out, err) = run_tool("showmount", &["-a", "127.0.0.1"], TOOL_LIMIT).await;
             assert!(

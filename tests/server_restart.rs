@@ -2,17 +2,17 @@
 //! their file handles keep working, and the write verifier changes so they know to resend
 //! uncommitted (UNSTABLE) data.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{bounded, dirop, getattr, lookup, ok, TestServer};
 use nfs3_client::nfs3_types::nfs3::*;
 use nfs3_client::nfs3_types::xdr_codec::Opaque;
+use support::{bounded, dirop, getattr, lookup, ok, Server};
 
 const LIMIT: Duration = Duration::from_secs(60);
 
-async fn unstable_write(conn: &mut common::Connection, fh: &nfs_fh3, data: &[u8]) -> writeverf3 {
+async fn unstable_write(conn: &mut support::Connection, fh: &nfs_fh3, data: &[u8]) -> writeverf3 {
     let res = conn
         .write(&WRITE3args {
             file: fh.clone(),
@@ -29,7 +29,7 @@ async fn unstable_write(conn: &mut common::Connection, fh: &nfs_fh3, data: &[u8]
 #[tokio::test]
 async fn file_handles_survive_a_server_restart() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::create_dir_all(server.export_dir().join("a/b")).unwrap();
         std::fs::write(server.export_dir().join("a/b/file"), b"persistent").unwrap();
         let (root, dir, file, fileid) = {
@@ -82,7 +82,7 @@ async fn file_handles_survive_a_server_restart() {
 #[tokio::test]
 async fn write_verifier_changes_when_the_server_restarts() {
     bounded(LIMIT, async {
-        let server = TestServer::start();
+        let server = Server::start();
         std::fs::write(server.export_dir().join("w"), b"").unwrap();
         let before = {
             let mut conn = server.connect().await;

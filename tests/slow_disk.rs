@@ -11,14 +11,15 @@
 
 #[path = "slow_disk/slowfs.rs"]
 mod slowfs;
+mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use support::Server;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
 
 const FILES: usize = 128;
@@ -58,18 +59,7 @@ fn opaque(v: &[u8]) -> Vec<u8> {
 }
 
 async fn read_record(s: &mut TcpStream) -> Vec<u8> {
-    let mut out = Vec::new();
-    loop {
-        let mut mark = [0u8; 4];
-        s.read_exact(&mut mark).await.expect("record mark");
-        let m = u32::from_be_bytes(mark);
-        let mut frag = vec![0u8; (m & 0x7fff_ffff) as usize];
-        s.read_exact(&mut frag).await.expect("record");
-        out.extend_from_slice(&frag);
-        if m & 0x8000_0000 != 0 {
-            return out;
-        }
-    }
+    support::read_record(s).await.expect("record")
 }
 
 /// The xid and the results (after an accepted/SUCCESS header) of a reply.
@@ -112,50 +102,19 @@ fn handle_after_status(res: &[u8]) -> Vec<u8> {
     res[8..8 + len].to_vec()
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_volnfs(export: &std::path::Path, state: &std::path::Path) -> (Server, u16, u16) {
+/// volnfs on `export` (the FUSE mount): no portmapper, no lock manager, no state.
+fn start_volnfs(export: &Path) -> Server {
+    let mut builder = Server::builder()
+        .export_path(export)
+        .no_portmap()
+        .no_state()
+        .arg("--no-lock")
+        .env("RUST_LOG", "warn");
     // VOLNFS_BIN: run the check against another build (e.g. an older one).
-    let bin = std::env::var_os("VOLNFS_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_volnfs").into());
-    let mut child = Command::new(bin)
-        .args(["serve", "--name", "/exports/data", "--listen", "127.0.0.1"])
-        .args([
-            "--nfs-port",
-            "0",
-            "--mount-port",
-            "0",
-            "--no-portmap",
-            "--no-lock",
-            "--no-state",
-        ])
-        .arg("--export")
-        .arg(export)
-        .env("RUST_LOG", "warn")
-        .current_dir(state)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn volnfs");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let port = |key: &str| -> u16 {
-        line.split_whitespace()
-            .find_map(|w| w.strip_prefix(key))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {key} in {line:?}"))
-    };
-    let (nfs, mnt) = (port("nfs_port="), port("mount_port="));
-    (Server(child), nfs, mnt)
+    if let Some(bin) = std::env::var_os("VOLNFS_BIN") {
+        builder = builder.bin(Path::new(&bin));
+    }
+    builder.start()
 }
 
 #[test]
@@ -174,8 +133,8 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
         &[fuser::MountOption::FSName("slowfs".into())],
     )
     .expect("FUSE mount (needs root and /dev/fuse)");
-    let scratch = tempfile::tempdir().unwrap();
-    let (_server, nfs_port, mount_port) = start_volnfs(mnt.path(), scratch.path());
+    let server = start_volnfs(mnt.path());
+    let (nfs_port, mount_port) = (server.nfs_port, server.mount_port);
     let nfs = SocketAddr::from(([127, 0, 0, 1], nfs_port));
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -4,9 +4,9 @@ use super::*;
 
 #[test]
 fn truncated_nfs_arguments_get_garbage_args() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let root = mount_root(&srv);
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let cases: Vec<(&str, Call)> = vec![
         (
             "GETATTR, 2 bytes",
@@ -81,10 +81,10 @@ fn truncated_nfs_arguments_get_garbage_args() {
 
 #[test]
 fn huge_counts_in_valid_calls_are_clamped() {
-    let mut srv = TestServer::start();
-    std::fs::write(srv.export.join("small.dat"), b"0123456789").unwrap();
+    let mut srv = start_server();
+    std::fs::write(srv.export_dir().join("small.dat"), b"0123456789").unwrap();
     let root = mount_root(&srv);
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let r = c.call(&nfs(
         1,
         NFSPROC3_LOOKUP,
@@ -94,7 +94,7 @@ fn huge_counts_in_valid_calls_are_clamped() {
     let len = word(r.body(), 4) as usize;
     let file = r.body()[8..8 + len].to_vec();
     for i in 0..40 {
-        std::fs::write(srv.export.join(format!("entry-{i:03}")), b"").unwrap();
+        std::fs::write(srv.export_dir().join(format!("entry-{i:03}")), b"").unwrap();
     }
     let rss0 = srv.rss_kib();
     let calls = [
@@ -190,7 +190,7 @@ fn huge_counts_in_valid_calls_are_clamped() {
     let grown = srv.rss_kib().saturating_sub(rss0);
     assert!(grown < 16 * 1024, "RSS grew {grown} KiB on huge counts");
     assert!(
-        std::fs::metadata(srv.export.join("small.dat"))
+        std::fs::metadata(srv.export_dir().join("small.dat"))
             .unwrap()
             .len()
             <= 10

@@ -5,17 +5,17 @@ use super::*;
 
 #[test]
 fn fragment_header_claiming_2gib_closes_connection() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let rss0 = srv.rss_kib();
     // last fragment of 2 GiB - 1, a non-last fragment of 2 GiB - 1, and both followed by a little data
     for mark in [0xFFFF_FFFFu32, 0x7FFF_FFFF, 0x8000_0000 | (1 << 30)] {
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         c.send(&mark.to_be_bytes()).unwrap();
         let _ = c.send(&[0u8; 64]);
         c.expect_closed(Duration::from_secs(5));
     }
     // many small non-last fragments adding up to more than the maximum record size (~1 MiB)
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let frag = 256 * 1024;
     let mut sent_all = true;
     for _ in 0..12 {
@@ -39,15 +39,15 @@ fn fragment_header_claiming_2gib_closes_connection() {
 
 #[test]
 fn truncated_record_then_close_is_harmless() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let full = Call::null(7, NFS_PROG, NFS_V3).record();
     // cut inside the record mark, right after it, in the header, and a mark promising more bytes
     for cut in [2usize, 4, 17, full.len() - 1] {
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         c.send(&full[..cut]).unwrap();
         drop(c);
     }
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let mut lie = (LAST_FRAGMENT | 1000).to_be_bytes().to_vec();
     lie.extend_from_slice(&full[4..]);
     c.send(&lie).unwrap();
@@ -58,8 +58,8 @@ fn truncated_record_then_close_is_harmless() {
 
 #[test]
 fn multi_fragment_records_are_answered() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     // NULL split into 1-, 3- and 7-byte fragments (headers split across fragments)
     for (i, size) in [1usize, 3, 7, 40].into_iter().enumerate() {
         let call = Call::null(100 + i as u32, NFS_PROG, NFS_V3);
@@ -99,7 +99,7 @@ fn multi_fragment_records_are_answered() {
     let r = c.reply();
     assert_eq!((r.xid(), r.accept_stat()), (301, Some(SUCCESS)));
     assert_eq!(word(r.body(), 0), 0, "WRITE nfsstat3");
-    let on_disk = std::fs::read(srv.export.join("fragmented.dat")).unwrap();
+    let on_disk = std::fs::read(srv.export_dir().join("fragmented.dat")).unwrap();
     assert!(
         on_disk == data,
         "multi-fragment WRITE stored {} bytes, different data",
@@ -110,7 +110,7 @@ fn multi_fragment_records_are_answered() {
 
 #[test]
 fn pipelined_requests_are_all_answered() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let root = mount_root(&srv);
     let mut calls = Vec::new();
     for i in 0..600u32 {
@@ -131,7 +131,7 @@ fn pipelined_requests_are_all_answered() {
         });
     }
     let t = Instant::now();
-    let replies = pipelined(srv.nfs, &calls);
+    let replies = pipelined(srv.nfs_addr(), &calls);
     assert!(t.elapsed() < Duration::from_secs(30));
     for (call, i) in calls.iter().zip(0u32..) {
         let r = replies
@@ -149,10 +149,10 @@ fn pipelined_requests_are_all_answered() {
 
 #[test]
 fn random_garbage_is_survived() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let mut rng = Rng::new(0x6761_7262);
     for round in 0..200 {
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         c.s.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let n = 1 + rng.below(2048) as usize;
@@ -169,8 +169,8 @@ fn random_garbage_is_survived() {
 
 #[test]
 fn reply_messages_sent_to_the_server_are_ignored() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     // a REPLY (msg_type 1) and a message type that does not exist, then a real call
     let fake_reply = Xdr::new()
         .u32(0xAAAA)

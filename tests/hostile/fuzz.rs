@@ -65,9 +65,9 @@ fn mutate(rng: &mut Rng, msg: &mut Vec<u8>, header_len: usize) {
 
 #[test]
 fn fuzzed_nfs_calls_never_kill_the_server() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let root = mount_root(&srv);
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let file = create_file(&mut c, 1, &root, "fuzz.dat");
     let w = nfs(
         2,
@@ -81,7 +81,7 @@ fn fuzzed_nfs_calls_never_kill_the_server() {
     assert_eq!(c.call(&w).accept_stat(), Some(SUCCESS));
     drop(c);
 
-    let path = srv.export.to_str().unwrap().as_bytes().to_vec();
+    let path = srv.export_dir().to_str().unwrap().as_bytes().to_vec();
     let r = || Xdr::new();
     let templates: Vec<Call> = vec![
         nfs(0, NFSPROC3_GETATTR, fh(r(), &root)),
@@ -152,7 +152,8 @@ fn fuzzed_nfs_calls_never_kill_the_server() {
     let mut by_stat = std::collections::BTreeMap::new();
     let started = Instant::now();
     for b in 0..batches {
-        let mut c = Conn::connect(srv.nfs).unwrap_or_else(|e| panic!("batch {b}: connect: {e}"));
+        let mut c =
+            Conn::connect(srv.nfs_addr()).unwrap_or_else(|e| panic!("batch {b}: connect: {e}"));
         c.s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
         let mut bytes = Vec::new();
         for i in 0..per_batch {
@@ -207,7 +208,7 @@ fn fuzzed_nfs_calls_never_kill_the_server() {
         let header_len = call.encode().len() - call.args.len();
         let mut msg = call.encode();
         mutate(&mut rng, &mut msg, header_len);
-        let to = [srv.nfs, srv.mount, srv.portmap][i as usize % 3];
+        let to = [srv.nfs_addr(), srv.mount_addr(), srv.portmap_addr()][i as usize % 3];
         let _ = udp.send_to(&msg, to);
     }
     eprintln!(
@@ -217,7 +218,7 @@ fn fuzzed_nfs_calls_never_kill_the_server() {
         started.elapsed()
     );
     let r = udp_call(
-        srv.nfs,
+        srv.nfs_addr(),
         &Call::null(9, NFS_PROG, NFS_V3).encode(),
         Duration::from_secs(3),
     );
@@ -228,14 +229,14 @@ fn fuzzed_nfs_calls_never_kill_the_server() {
     );
     assert_serves_null_everywhere(&mut srv);
     // nothing may have been created outside the export
-    let mut outside: Vec<String> = std::fs::read_dir(&srv.dir)
+    let mut outside: Vec<String> = std::fs::read_dir(srv.root_dir())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     outside.sort();
     assert_eq!(
         outside,
-        ["export", "server.log"],
+        ["export", "server.log", "state"],
         "files appeared next to the export"
     );
     assert!(

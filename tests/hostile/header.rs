@@ -5,8 +5,8 @@ use super::*;
 
 #[test]
 fn wrong_rpc_version_gets_rpc_mismatch() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     for (i, v) in [3u32, 1, 0, 0xFFFF_FFFF].into_iter().enumerate() {
         let mut call = Call::null(10 + i as u32, NFS_PROG, NFS_V3);
         call.rpcvers = v;
@@ -25,8 +25,8 @@ fn wrong_rpc_version_gets_rpc_mismatch() {
 
 #[test]
 fn unknown_program_gets_prog_unavail() {
-    let mut srv = TestServer::start();
-    for addr in [srv.nfs, srv.mount, srv.portmap] {
+    let mut srv = start_server();
+    for addr in [srv.nfs_addr(), srv.mount_addr(), srv.portmap_addr()] {
         let mut c = Conn::connect(addr).unwrap();
         for prog in [0u32, 100_001, 100_004, 200_000, 0xFFFF_FFFF] {
             let r = c.call(&Call::null(prog ^ 0x55, prog, 1));
@@ -38,8 +38,8 @@ fn unknown_program_gets_prog_unavail() {
 
 #[test]
 fn unknown_version_gets_prog_mismatch_with_range() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     for v in [2u32, 4, 0xFFFF_FFFF] {
         let r = c.call(&Call::null(20 + v % 100, NFS_PROG, v));
         assert_eq!(r.prog_mismatch(), Some((3, 3)), "NFS version {v}: {r:?}");
@@ -64,8 +64,8 @@ fn unknown_version_gets_prog_mismatch_with_range() {
 
 #[test]
 fn unknown_procedure_gets_proc_unavail() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.mount).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.mount_addr()).unwrap();
     for (prog, vers, procs) in [
         (NFS_PROG, NFS_V3, &[22u32, 23, 1000, 0xFFFF_FFFF][..]),
         (MOUNT_PROG, MOUNT_V3, &[6, 7, 0xFFFF_FFFF][..]),
@@ -85,8 +85,8 @@ fn unknown_procedure_gets_proc_unavail() {
 
 #[test]
 fn unknown_auth_flavour_gets_auth_error() {
-    let mut srv = TestServer::start();
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut srv = start_server();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     for (i, flavor) in [3u32, 4, 7777, 0xFFFF_FFFF].into_iter().enumerate() {
         let mut call = Call::null(50 + i as u32, NFS_PROG, NFS_V3);
         call.proc_ = NFSPROC3_GETATTR; // NULL may legitimately skip authentication
@@ -106,13 +106,13 @@ fn unknown_auth_flavour_gets_auth_error() {
 
 #[test]
 fn auth_sys_with_huge_gid_count_is_rejected() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let rss0 = srv.rss_kib();
     for (i, count) in [0xFFFF_FFFFu32, 0x4000_0000, 1 << 20]
         .into_iter()
         .enumerate()
     {
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         let mut call = Call::null(60 + i as u32, NFS_PROG, NFS_V3);
         call.cred = Xdr::new()
             .u32(1)
@@ -145,7 +145,7 @@ fn auth_sys_with_huge_gid_count_is_rejected() {
 
 #[test]
 fn credential_and_verifier_length_4gib_are_rejected() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let rss0 = srv.rss_kib();
     // cred: xid CALL 2 prog vers proc AUTH_SYS len=0xFFFFFFFF, then a few bytes
     for (i, (field, len)) in [
@@ -173,7 +173,7 @@ fn credential_and_verifier_length_4gib_are_rejected() {
         };
         msg[at..at + 4].copy_from_slice(&len.to_be_bytes());
         msg.extend_from_slice(&[0u8; 64]);
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         c.send(&record(&msg)).unwrap();
         match c.outcome() {
             Outcome::Reply(Reply::AuthError { xid: x, stat }) => {
@@ -200,9 +200,9 @@ fn credential_and_verifier_length_4gib_are_rejected() {
 
 #[test]
 fn auth_sys_with_oversized_machine_name_is_rejected() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     for (i, name_len) in [0xFFFF_FFFFu32, 256, 1 << 30].into_iter().enumerate() {
-        let mut c = Conn::connect(srv.nfs).unwrap();
+        let mut c = Conn::connect(srv.nfs_addr()).unwrap();
         let mut call = Call::null(65 + i as u32, NFS_PROG, NFS_V3);
         call.proc_ = NFSPROC3_GETATTR;
         call.args = Xdr::new().opaque(&[0u8; 8]).bytes();

@@ -14,13 +14,13 @@ fn parallel(threads: usize, per_thread: impl Fn(usize) + Sync) {
 
 #[test]
 fn memory_stays_bounded_under_hostile_flood() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     // warm up every path once so lazily allocated runtime state is in the baseline
     assert_serves_null_everywhere(&mut srv);
     let _ = mount_root(&srv);
     let rss0 = srv.rss_kib();
     let started = Instant::now();
-    let nfs = srv.nfs;
+    let nfs = srv.nfs_addr();
 
     // 1. thousands of connections each claiming a 2 GiB fragment
     parallel(8, |t| {
@@ -110,10 +110,10 @@ fn memory_stays_bounded_under_hostile_flood() {
 
 #[test]
 fn clients_that_never_read_replies_cannot_pin_memory() {
-    let mut srv = TestServer::start();
-    std::fs::write(srv.export.join("big.dat"), vec![0x42u8; 1 << 20]).unwrap();
+    let mut srv = start_server();
+    std::fs::write(srv.export_dir().join("big.dat"), vec![0x42u8; 1 << 20]).unwrap();
     let root = mount_root(&srv);
-    let mut c = Conn::connect(srv.nfs).unwrap();
+    let mut c = Conn::connect(srv.nfs_addr()).unwrap();
     let r = c.call(&nfs(
         1,
         NFSPROC3_LOOKUP,
@@ -131,7 +131,7 @@ fn clients_that_never_read_replies_cannot_pin_memory() {
     // 4 connections each pipeline 256 READs of 1 MiB and never read a byte of the replies
     let mut conns = Vec::new();
     for k in 0..4u32 {
-        let c = Conn::connect(srv.nfs).unwrap();
+        let c = Conn::connect(srv.nfs_addr()).unwrap();
         let mut w = c.s.try_clone().unwrap();
         w.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
         let mut all = Vec::new();
@@ -164,14 +164,14 @@ fn clients_that_never_read_replies_cannot_pin_memory() {
 
 #[test]
 fn hoarded_connection_slots_do_not_lock_out_new_clients() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     // More connections than the server's connection bound, each stuck in the middle of a record
     // (slowloris). A server that only frees a slot when its holder leaves, or after a long idle
     // timeout, can be locked up by one client; it must reclaim slots (e.g. close the oldest
     // idle/stalled connection, or time out incomplete records quickly) so new clients get served.
     let mut held = Vec::new();
     for i in 0..1200u32 {
-        let Ok(mut c) = Conn::connect(srv.nfs) else {
+        let Ok(mut c) = Conn::connect(srv.nfs_addr()) else {
             break;
         };
         let mut partial = (LAST_FRAGMENT | 200).to_be_bytes().to_vec();
@@ -182,7 +182,7 @@ fn hoarded_connection_slots_do_not_lock_out_new_clients() {
     std::thread::sleep(Duration::from_millis(300));
     srv.assert_alive();
     let t = Instant::now();
-    let mut fresh = Conn::connect(srv.nfs).expect("connect while slots are hoarded");
+    let mut fresh = Conn::connect(srv.nfs_addr()).expect("connect while slots are hoarded");
     fresh
         .s
         .set_read_timeout(Some(Duration::from_secs(15)))

@@ -4,10 +4,10 @@ use super::*;
 
 #[test]
 fn udp_garbage_and_unknown_program_on_portmap_and_mount_ports() {
-    let mut srv = TestServer::start();
+    let mut srv = start_server();
     let mut rng = Rng::new(0x0075_6470);
     let t = Duration::from_secs(3);
-    for addr in [srv.portmap, srv.mount, srv.nfs] {
+    for addr in [srv.portmap_addr(), srv.mount_addr(), srv.nfs_addr()] {
         for _ in 0..100 {
             let n = rng.below(1500) as usize;
             let _ = udp_call(addr, &rng.bytes(n), Duration::from_millis(5));
