@@ -4,20 +4,17 @@
 //! libnfs `uid=`/`gid=`), squash modes, escape attempts (`..`, symlinks to /etc, forged and
 //! foreign handles) and `volnfs check-config`.
 //!
-//! Runs the real `volnfs serve --config FILE` on temporary exports with ephemeral ports. Needs
-//! root (files owned by other users, privileged ports, network namespaces); without it those
-//! tests print a loud SKIPPED line and pass (the `check-config` ones still run). Needs
-//! `libnfs-utils` and `iproute2`.
-//! Run: `cargo test --test security`.
+//! Runs the real `volnfs serve --config FILE` on temporary exports with ephemeral ports
+//! (`support::Server::builder()`). Most tests need root (files owned by other users,
+//! privileged ports, network namespaces) and are `#[ignore = "needs root"]`; the
+//! `check-config` ones run anywhere. Needs `libnfs-utils` and `iproute2`.
+//! Run: `cargo test --test security -- --include-ignored` (as root).
 
-#[path = "security/clients.rs"]
-mod clients;
-#[path = "common/mod.rs"]
-mod common;
 #[path = "security/harness.rs"]
 mod harness;
 #[path = "security/ops.rs"]
 mod ops;
+mod support;
 
 #[path = "security/access.rs"]
 mod access;

@@ -2,8 +2,11 @@
 //! exit status; `volnfs serve --config` refuses such a file too.
 
 use std::process::Command;
+use std::time::Duration;
 
 use serde_json::json;
+
+use crate::support::{run_bounded, BIN};
 
 struct Checked {
     success: bool,
@@ -14,7 +17,7 @@ fn check(config: &serde_json::Value) -> Checked {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("volnfs.json");
     std::fs::write(&path, serde_json::to_vec_pretty(config).unwrap()).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_volnfs"))
+    let out = Command::new(BIN)
         .arg("check-config")
         .arg(&path)
         .output()
@@ -131,23 +134,11 @@ fn serve_refuses_an_invalid_config() {
     let config = json!({"nfs_port": 0, "mount_port": 0, "portmap": {"enabled": false},
         "exports": [export("/exports/data", dir.path().to_str().unwrap(), json!([]))]});
     std::fs::write(&path, config.to_string()).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_volnfs"))
-        .args(["serve", "--config"])
-        .arg(&path)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run volnfs serve");
     // Bounded: a server that wrongly starts must not hang the test.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while child.try_wait().expect("try_wait").is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().expect("wait volnfs serve");
+    let out = run_bounded(
+        Command::new(BIN).args(["serve", "--config"]).arg(&path),
+        Duration::from_secs(20),
+    );
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(
         !out.status.success(),

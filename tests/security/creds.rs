@@ -20,14 +20,14 @@ pub const BOB: u32 = 2000;
 
 /// One export for 127.0.0.1 with the given squash mode (and export keys); its root is 0777.
 pub fn server_with(squash: &str, extra: serde_json::Value) -> Server {
-    let s = Server::start(
-        &["127.0.0.1"],
-        vec![ExportSpec::new(
+    let s = Server::builder()
+        .listen(&["127.0.0.1"])
+        .exports(vec![ExportSpec::new(
             "/exports/data",
             json!([{"match": "127.0.0.1", "access": "rw", "squash": squash}]),
         )
-        .with(extra)],
-    );
+        .with(extra)])
+        .start();
     chmod(s.dir(0), 0o777);
     s
 }
@@ -50,20 +50,18 @@ pub fn mode_of(p: &Path) -> u32 {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn another_users_0600_file_cannot_be_read_or_written() {
-    if !require_root("another_users_0600_file_cannot_be_read_or_written") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("root_squash", json!({}));
-        let (mut alice, root) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
+        let (mut alice, root) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
         let f = create(&mut alice, &root, "private", 0o600)
             .await
             .expect("CREATE");
         write(&mut alice, &f, 0, b"alice only")
             .await
             .expect("WRITE");
-        let (mut bob, _) = mount_as(&server, 0, sys(BOB, 2000, &[2000, 1000])).await;
+        let (mut bob, _) = mount_as(&server, 0, unix_credential(BOB, 2000, &[2000, 1000])).await;
         let f_bob = ok(lookup(&mut bob, &root, "private").await, "LOOKUP by bob");
         assert_eq!(
             read(&mut bob, &f_bob, 100).await,
@@ -141,7 +139,7 @@ async fn another_users_0600_file_cannot_be_read_or_written() {
             Err(nfsstat3::NFS3ERR_ACCES)
         );
         assert_eq!(access(&mut bob, &g, ACCESS3_ALL).await, Ok(ACCESS3_READ));
-        let (mut carol, _) = mount_as(&server, 0, sys(2500, 2500, &[2500])).await;
+        let (mut carol, _) = mount_as(&server, 0, unix_credential(2500, 2500, &[2500])).await;
         assert_eq!(
             read(&mut carol, &g, 100).await,
             Err(nfsstat3::NFS3ERR_ACCES)
@@ -176,14 +174,12 @@ async fn another_users_0600_file_cannot_be_read_or_written() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn another_users_directory_cannot_be_changed() {
-    if !require_root("another_users_directory_cannot_be_changed") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("root_squash", json!({}));
-        let (mut alice, root) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
-        let (mut bob, _) = mount_as(&server, 0, sys(BOB, 2000, &[2000])).await;
+        let (mut alice, root) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
+        let (mut bob, _) = mount_as(&server, 0, unix_credential(BOB, 2000, &[2000])).await;
         let home = mkdir(&mut alice, &root, "alice", 0o755)
             .await
             .expect("MKDIR");
@@ -260,17 +256,15 @@ async fn another_users_directory_cannot_be_changed() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn sticky_directory_protects_other_users_files() {
-    if !require_root("sticky_directory_protects_other_users_files") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("root_squash", json!({}));
         let tmp = server.path(0, "tmp");
         std::fs::create_dir(&tmp).unwrap();
         chmod(&tmp, 0o1777);
-        let (mut alice, root) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
-        let (mut bob, _) = mount_as(&server, 0, sys(BOB, 2000, &[2000])).await;
+        let (mut alice, root) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
+        let (mut bob, _) = mount_as(&server, 0, unix_credential(BOB, 2000, &[2000])).await;
         let t = ok(lookup(&mut alice, &root, "tmp").await, "LOOKUP tmp");
         create(&mut alice, &t, "alices", 0o666)
             .await
@@ -309,12 +303,12 @@ async fn sticky_directory_protects_other_users_files() {
         create(&mut alice, &t, "again", 0o644)
             .await
             .expect("alice creates");
-        let (mut carol, _) = mount_as(&server, 0, sys(2500, 2500, &[2500])).await;
+        let (mut carol, _) = mount_as(&server, 0, unix_credential(2500, 2500, &[2500])).await;
         assert_eq!(remove(&mut carol, &t, "again").await, Ok(()));
 
         // Moving alice's directory to another parent rewrites its "..": bob needs write
         // permission on it, even in a world-writable, non-sticky directory.
-        let (mut alice2, _) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
+        let (mut alice2, _) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
         mkdir(&mut alice2, &root, "alices-dir", 0o755)
             .await
             .expect("MKDIR");
@@ -339,15 +333,14 @@ async fn sticky_directory_protects_other_users_files() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn only_the_owner_chmods_only_root_chowns_and_owner_chgrps_to_its_groups() {
-    if !require_root("only_the_owner_chmods_only_root_chowns_and_owner_chgrps_to_its_groups") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("no_root_squash", json!({}));
-        let (mut alice, root) = mount_as(&server, 0, sys(ALICE, 1000, &[1000, 3000])).await;
-        let (mut bob, _) = mount_as(&server, 0, sys(BOB, 2000, &[2000])).await;
-        let (mut rootc, _) = mount_as(&server, 0, sys(0, 0, &[])).await;
+        let (mut alice, root) =
+            mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000, 3000])).await;
+        let (mut bob, _) = mount_as(&server, 0, unix_credential(BOB, 2000, &[2000])).await;
+        let (mut rootc, _) = mount_as(&server, 0, unix_credential(0, 0, &[])).await;
         let f = create(&mut alice, &root, "f", 0o666).await.expect("CREATE");
         let p = server.path(0, "f");
         let set = |m: Option<u32>, u: Option<u32>, g: Option<u32>| sattr3 {
@@ -445,17 +438,15 @@ async fn only_the_owner_chmods_only_root_chowns_and_owner_chgrps_to_its_groups()
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn write_by_a_non_root_user_clears_setuid_and_setgid() {
-    if !require_root("write_by_a_non_root_user_clears_setuid_and_setgid") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("root_squash", json!({}));
         let p = server.path(0, "suid");
         std::fs::write(&p, b"#!/bin/sh\n").unwrap();
         chown(&p, ALICE, 1000);
         chmod(&p, 0o6777);
-        let (mut bob, root) = mount_as(&server, 0, sys(BOB, 2000, &[2000])).await;
+        let (mut bob, root) = mount_as(&server, 0, unix_credential(BOB, 2000, &[2000])).await;
         let f = ok(lookup(&mut bob, &root, "suid").await, "LOOKUP");
         assert_eq!(write(&mut bob, &f, 0, b"#").await, Ok(1));
         assert_eq!(
@@ -467,7 +458,7 @@ async fn write_by_a_non_root_user_clears_setuid_and_setgid() {
         assert_eq!(mode_of(&p) & 0o777, 0o777);
         // The owner's own write clears them too (it has no CAP_FSETID either).
         chmod(&p, 0o6755);
-        let (mut alice, _) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
+        let (mut alice, _) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
         assert_eq!(write(&mut alice, &f, 0, b"#").await, Ok(1));
         assert_eq!(
             mode_of(&p) & 0o6000,

@@ -248,3 +248,17 @@ pub async fn readdirplus(nfs: &mut Nfs, dir: &nfs_fh3) -> Outcome<Vec<PlusEntry>
             .collect()
     })
 }
+
+/// LOOKUP: the handle, or the status (unlike `support::lookup`, which must succeed).
+pub async fn lookup(nfs: &mut Nfs, dir: &nfs_fh3, n: &str) -> Nfs3Result<nfs_fh3, ()> {
+    let r = nfs
+        .lookup(&LOOKUP3args {
+            what: dirop(dir, n),
+        })
+        .await
+        .expect("LOOKUP rpc");
+    match r {
+        Nfs3Result::Ok(ok) => Nfs3Result::Ok(ok.object),
+        Nfs3Result::Err((s, _)) => Nfs3Result::Err((s, ())),
+    }
+}

@@ -13,14 +13,12 @@ use crate::ops::*;
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn udp_calls_get_the_same_policy() {
-    if !require_root("udp_calls_get_the_same_policy") {
-        return;
-    }
     bounded(LIMIT, async {
-        let server = Server::start(
-            &["127.0.0.1"],
-            vec![
+        let server = Server::builder()
+            .listen(&["127.0.0.1"])
+            .exports(vec![
                 ExportSpec::new(
                     "/exports/data",
                     json!([{"match": "127.0.0.1", "access": "rw", "squash": "no_root_squash"},
@@ -30,16 +28,22 @@ async fn udp_calls_get_the_same_policy() {
                     "/exports/other",
                     json!([{"match": "127.0.0.3", "access": "rw", "squash": "no_root_squash"}]),
                 ),
-            ],
-        );
+            ])
+            .start();
         std::fs::write(server.path(0, "f"), b"data").unwrap();
         let root = mnt(&server, ip(V4_ALLOWED), ip(V4_ALLOWED), 0)
             .await
             .unwrap();
-        let mut nfs = nfs_from(&server, ip(V4_ALLOWED), ip(V4_ALLOWED), sys(0, 0, &[])).await;
+        let mut nfs = nfs_from(
+            &server,
+            ip(V4_ALLOWED),
+            ip(V4_ALLOWED),
+            unix_credential(0, 0, &[]),
+        )
+        .await;
         let f = ok(lookup(&mut nfs, &root, "f").await, "LOOKUP f");
-        let dst = server.nfs_addr(ip(V4_ALLOWED));
-        let root_cred = sys(0, 0, &[]);
+        let dst = server.nfs_addr_at(ip(V4_ALLOWED));
+        let root_cred = unix_credential(0, 0, &[]);
         const GETATTR: (u32, u32, u32) = (100003, 3, 1);
         const WRITE: (u32, u32, u32) = (100003, 3, 7);
         let getattr_args = GETATTR3args { object: f.clone() };
@@ -53,7 +57,7 @@ async fn udp_calls_get_the_same_policy() {
 
         // 127.0.0.2 (ro): reads work over UDP, writes are ROFS.
         let r: Option<GETATTR3res> =
-            udp_call(ip("127.0.0.2"), dst, GETATTR, &root_cred, &getattr_args)
+            udp_call_from(ip("127.0.0.2"), dst, GETATTR, &root_cred, &getattr_args)
                 .await
                 .unwrap();
         assert_eq!(
@@ -61,25 +65,27 @@ async fn udp_calls_get_the_same_policy() {
             Some(nfsstat3::NFS3_OK),
             "UDP GETATTR from ro client"
         );
-        let r: Option<WRITE3res> = udp_call(ip("127.0.0.2"), dst, WRITE, &root_cred, &write_args)
-            .await
-            .unwrap();
+        let r: Option<WRITE3res> =
+            udp_call_from(ip("127.0.0.2"), dst, WRITE, &root_cred, &write_args)
+                .await
+                .unwrap();
         assert_eq!(
             r.map(|r| status(&r)),
             Some(nfsstat3::NFS3ERR_ROFS),
             "UDP WRITE from ro client"
         );
         // 127.0.0.3 (admitted on the other export only): ACCES with a learned handle.
-        let r: Option<WRITE3res> = udp_call(ip("127.0.0.3"), dst, WRITE, &root_cred, &write_args)
-            .await
-            .unwrap();
+        let r: Option<WRITE3res> =
+            udp_call_from(ip("127.0.0.3"), dst, WRITE, &root_cred, &write_args)
+                .await
+                .unwrap();
         assert_eq!(
             r.map(|r| status(&r)),
             Some(nfsstat3::NFS3ERR_ACCES),
             "UDP WRITE from 127.0.0.3"
         );
         let r: Option<GETATTR3res> =
-            udp_call(ip("127.0.0.3"), dst, GETATTR, &root_cred, &getattr_args)
+            udp_call_from(ip("127.0.0.3"), dst, GETATTR, &root_cred, &getattr_args)
                 .await
                 .unwrap();
         assert_eq!(
@@ -101,7 +107,7 @@ async fn udp_calls_get_the_same_policy() {
             RawArgs(a)
         };
         for proc_ in 1..=21u32 {
-            let r: Option<nfsstat3> = udp_call(
+            let r: Option<nfsstat3> = udp_call_from(
                 ip("127.0.0.3"),
                 dst,
                 (100003, 3, proc_),
@@ -118,7 +124,7 @@ async fn udp_calls_get_the_same_policy() {
         }
         // And from the read-only client every writing procedure is ROFS, whatever follows.
         for proc_ in [2u32, 7, 8, 9, 10, 11, 12, 13, 14, 15] {
-            let r: Option<nfsstat3> = udp_call(
+            let r: Option<nfsstat3> = udp_call_from(
                 ip("127.0.0.2"),
                 dst,
                 (100003, 3, proc_),
@@ -137,7 +143,7 @@ async fn udp_calls_get_the_same_policy() {
         // the whole call is decoded before policy (MKNOD of ftype 0 is no ftype3).
         let mut bad = raw.clone();
         bad.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0]);
-        let r: Result<Option<nfsstat3>, _> = udp_call(
+        let r: Result<Option<nfsstat3>, _> = udp_call_from(
             ip("127.0.0.3"),
             dst,
             (100003, 3, 11),
@@ -149,7 +155,7 @@ async fn udp_calls_get_the_same_policy() {
         assert!(e.to_string().contains("GARBAGE_ARGS"), "{e}");
         // 127.0.0.4 matches no export: not even an answer.
         let r: Option<GETATTR3res> =
-            udp_call(ip("127.0.0.4"), dst, GETATTR, &root_cred, &getattr_args)
+            udp_call_from(ip("127.0.0.4"), dst, GETATTR, &root_cred, &getattr_args)
                 .await
                 .unwrap();
         assert!(
@@ -162,20 +168,24 @@ async fn udp_calls_get_the_same_policy() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn sighup_applies_new_client_rules_to_the_next_request() {
-    if !require_root("sighup_applies_new_client_rules_to_the_next_request") {
-        return;
-    }
     bounded(LIMIT, async {
-        let mut server = Server::start(
-            &["127.0.0.1"],
-            vec![ExportSpec::new(
+        let server = Server::builder()
+            .listen(&["127.0.0.1"])
+            .exports(vec![ExportSpec::new(
                 "/exports/data",
                 json!([{"match": "127.0.0.0/8", "access": "rw", "squash": "no_root_squash"}]),
-            )],
-        );
+            )])
+            .start();
         let root = mnt(&server, ip(V4_OTHER), ip(V4_ALLOWED), 0).await.unwrap();
-        let mut nfs = nfs_from(&server, ip(V4_OTHER), ip(V4_ALLOWED), sys(0, 0, &[])).await;
+        let mut nfs = nfs_from(
+            &server,
+            ip(V4_OTHER),
+            ip(V4_ALLOWED),
+            unix_credential(0, 0, &[]),
+        )
+        .await;
         create(&mut nfs, &root, "before", 0o644)
             .await
             .expect("CREATE while rw");
@@ -239,12 +249,9 @@ async fn sighup_applies_new_client_rules_to_the_next_request() {
 /// loopback route prefers 127.0.0.2 as source for every 127/8 destination but 127.0.0.1,
 /// `nfs-ls nfs://127.0.0.3/...` comes from 127.0.0.2.
 #[test]
+#[ignore = "needs root"]
 fn libnfs_from_a_denied_address_cannot_list_the_export() {
-    if !require_root("libnfs_from_a_denied_address_cannot_list_the_export") {
-        return;
-    }
-    let result = std::thread::spawn(|| {
-        crate::common::enter_private_netns();
+    in_private_netns(|| {
         let args = [
             "route",
             "replace",
@@ -266,9 +273,9 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
             .status()
             .expect("run ip");
         assert!(st.success(), "ip {args:?} failed");
-        let server = Server::start(
-            &["0.0.0.0"],
-            vec![
+        let server = Server::builder()
+            .listen(&["0.0.0.0"])
+            .exports(vec![
                 ExportSpec::new(
                     "/exports/data",
                     json!([{"match": "127.0.0.1", "access": "rw", "squash": "no_root_squash"}]),
@@ -277,8 +284,8 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
                     "/exports/other",
                     json!([{"match": "127.0.0.2", "access": "rw", "squash": "no_root_squash"}]),
                 ),
-            ],
-        );
+            ])
+            .start();
         std::fs::write(server.path(0, "visible-to-127.0.0.1"), b"x").unwrap();
         let ls = |url: &str| {
             let out = std::process::Command::new("nfs-ls")
@@ -308,9 +315,5 @@ fn libnfs_from_a_denied_address_cannot_list_the_export() {
             log.contains("127.0.0.2"),
             "the refusal is logged with the client address:\n{log}"
         );
-    })
-    .join();
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
+    });
 }

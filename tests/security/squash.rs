@@ -17,14 +17,12 @@ use crate::ops::*;
 const LIMIT: Duration = Duration::from_secs(60);
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn root_squash_maps_root_to_the_anonymous_ids() {
-    if !require_root("root_squash_maps_root_to_the_anonymous_ids") {
-        return;
-    }
     bounded(LIMIT, async {
-        let server = Server::start(
-            &["127.0.0.1"],
-            vec![
+        let server = Server::builder()
+            .listen(&["127.0.0.1"])
+            .exports(vec![
                 ExportSpec::new(
                     "/exports/default",
                     json!([{"match": "127.0.0.1", "access": "rw"}]),
@@ -34,13 +32,13 @@ async fn root_squash_maps_root_to_the_anonymous_ids() {
                     json!([{"match": "127.0.0.1", "access": "rw", "squash": "root_squash"}]),
                 )
                 .with(json!({"anonuid": 4321, "anongid": 4322})),
-            ],
-        );
+            ])
+            .start();
         for (i, ids) in [(0, (65534, 65534)), (1, (4321, 4322))] {
             chmod(server.dir(i), 0o777);
             std::fs::write(server.path(i, "roots"), b"root only").unwrap();
             chmod(&server.path(i, "roots"), 0o600);
-            let (mut nfs, root) = mount_as(&server, i, sys(0, 0, &[0])).await;
+            let (mut nfs, root) = mount_as(&server, i, unix_credential(0, 0, &[0])).await;
             create(&mut nfs, &root, "by-root", 0o644)
                 .await
                 .expect("CREATE as squashed root");
@@ -78,17 +76,15 @@ async fn root_squash_maps_root_to_the_anonymous_ids() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn all_squash_maps_every_user_to_the_anonymous_ids() {
-    if !require_root("all_squash_maps_every_user_to_the_anonymous_ids") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("all_squash", json!({"anonuid": 5555, "anongid": 5556}));
         let p = server.path(0, "alices");
         std::fs::write(&p, b"alice").unwrap();
         chown(&p, ALICE, 1000);
         chmod(&p, 0o600);
-        let (mut nfs, root) = mount_as(&server, 0, sys(ALICE, 1000, &[1000])).await;
+        let (mut nfs, root) = mount_as(&server, 0, unix_credential(ALICE, 1000, &[1000])).await;
         create(&mut nfs, &root, "new", 0o644).await.expect("CREATE");
         assert_eq!(owner(&server.path(0, "new")), (5555, 5556));
         let f = ok(lookup(&mut nfs, &root, "alices").await, "LOOKUP");
@@ -97,7 +93,7 @@ async fn all_squash_maps_every_user_to_the_anonymous_ids() {
             Err(nfsstat3::NFS3ERR_ACCES),
             "under all_squash, alice is not alice"
         );
-        let (mut r, _) = mount_as(&server, 0, sys(0, 0, &[])).await;
+        let (mut r, _) = mount_as(&server, 0, unix_credential(0, 0, &[])).await;
         create(&mut r, &root, "new-root", 0o644)
             .await
             .expect("CREATE as root");
@@ -107,10 +103,8 @@ async fn all_squash_maps_every_user_to_the_anonymous_ids() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn auth_none_is_the_anonymous_user_and_unknown_flavours_are_refused() {
-    if !require_root("auth_none_is_the_anonymous_user_and_unknown_flavours_are_refused") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("no_root_squash", json!({}));
         let (mut anon, root) = mount_as(&server, 0, none()).await;
@@ -142,10 +136,8 @@ async fn auth_none_is_the_anonymous_user_and_unknown_flavours_are_refused() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn libnfs_uid_and_gid_url_arguments_are_honoured() {
-    if !require_root("libnfs_uid_and_gid_url_arguments_are_honoured") {
-        return;
-    }
     bounded(LIMIT, async {
         let server = server_with("root_squash", json!({}));
         let scratch = tempfile::tempdir().unwrap();
@@ -154,7 +146,7 @@ async fn libnfs_uid_and_gid_url_arguments_are_honoured() {
         let local_s = local.to_str().unwrap();
 
         let dst = server.url("127.0.0.1", 0, "by-1000.txt", "uid=1000&gid=1000");
-        let (st, out, err) = run_tool("nfs-cp", &[local_s, &dst]).await;
+        let (st, out, err) = run_tool("nfs-cp", &[local_s, &dst], TOOL_LIMIT).await;
         assert!(st.success(), "nfs-cp to {dst}: {out}{err}");
         let p = server.path(0, "by-1000.txt");
         assert_eq!(
@@ -172,7 +164,7 @@ async fn libnfs_uid_and_gid_url_arguments_are_honoured() {
         let out_path = scratch.path().join("out.txt");
         let out_s = out_path.to_str().unwrap();
         let src = server.url("127.0.0.1", 0, "bobs-secret", "uid=1000&gid=1000");
-        let (st, _, _) = run_tool("nfs-cp", &[&src, out_s]).await;
+        let (st, _, _) = run_tool("nfs-cp", &[&src, out_s], TOOL_LIMIT).await;
         let copied = std::fs::read(&out_path).unwrap_or_default();
         assert!(
             !st.success() && copied.is_empty(),
@@ -181,13 +173,13 @@ async fn libnfs_uid_and_gid_url_arguments_are_honoured() {
         );
         let _ = std::fs::remove_file(&out_path);
         let src = server.url("127.0.0.1", 0, "bobs-secret", "uid=2000&gid=2000");
-        let (st, out, err) = run_tool("nfs-cp", &[&src, out_s]).await;
+        let (st, out, err) = run_tool("nfs-cp", &[&src, out_s], TOOL_LIMIT).await;
         assert!(st.success(), "bob copies his own file: {out}{err}");
         assert_eq!(std::fs::read(&out_path).unwrap(), b"bob's secret\n");
 
         // Default root_squash: libnfs's uid=0 writes as nobody.
         let dst = server.url("127.0.0.1", 0, "by-root.txt", "uid=0&gid=0");
-        let (st, out, err) = run_tool("nfs-cp", &[local_s, &dst]).await;
+        let (st, out, err) = run_tool("nfs-cp", &[local_s, &dst], TOOL_LIMIT).await;
         assert!(st.success(), "nfs-cp as root: {out}{err}");
         assert_eq!(owner(&server.path(0, "by-root.txt")), (65534, 65534));
     })
@@ -195,21 +187,19 @@ async fn libnfs_uid_and_gid_url_arguments_are_honoured() {
 }
 
 #[tokio::test]
+#[ignore = "needs root"]
 async fn squash_follows_the_client_rule_that_matched() {
-    if !require_root("squash_follows_the_client_rule_that_matched") {
-        return;
-    }
     bounded(LIMIT, async {
-        let server = Server::start(
-            &["127.0.0.1"],
-            vec![ExportSpec::new(
+        let server = Server::builder()
+            .listen(&["127.0.0.1"])
+            .exports(vec![ExportSpec::new(
                 "/exports/data",
                 json!([{"match": "127.0.0.1", "access": "rw", "squash": "no_root_squash"},
                        {"match": "127.0.0.2", "access": "rw", "squash": "root_squash"},
                        {"match": "127.0.0.3", "access": "rw", "squash": "all_squash"}]),
             )
-            .with(json!({"anonuid": 777, "anongid": 778}))],
-        );
+            .with(json!({"anonuid": 777, "anongid": 778}))])
+            .start();
         chmod(server.dir(0), 0o777);
         std::fs::write(server.path(0, "rootfile"), b"r").unwrap();
         chmod(&server.path(0, "rootfile"), 0o600);
@@ -222,8 +212,8 @@ async fn squash_follows_the_client_rule_that_matched() {
                 .await
                 .unwrap_or_else(|e| panic!("MNT from {src}: {e:?}"));
             for (who, cred, expect) in [
-                ("root", sys(0, 0, &[]), as_root),
-                ("alice", sys(ALICE, 1000, &[1000]), as_alice),
+                ("root", unix_credential(0, 0, &[]), as_root),
+                ("alice", unix_credential(ALICE, 1000, &[1000]), as_alice),
             ] {
                 let mut nfs = nfs_from(&server, ip(src), ip(V4_ALLOWED), cred).await;
                 let name = format!("{who}-from-{src}");
