@@ -854,49 +854,8 @@ async fn setattr_mode_of_a_socket_changes_the_socket() {
     .await;
 }
 
-#[tokio::test]
-async fn mknod_of_character_or_block_devices_is_refused() {
-    bounded(LIMIT, async {
-        let server = Server::start();
-        let mut conn = server.connect().await;
-        let root = conn.root_nfs_fh3();
-        let dev = || devicedata3 {
-            dev_attributes: mode_attrs(0o666),
-            spec: specdata3 {
-                specdata1: 1,
-                specdata2: 3,
-            },
-        };
-        for (n, what) in [
-            ("chr", mknoddata3::NF3CHR(dev())),
-            ("blk", mknoddata3::NF3BLK(dev())),
-        ] {
-            let res = conn
-                .mknod(&MKNOD3args {
-                    where_: dirop(&root, n),
-                    what,
-                })
-                .await
-                .expect("MKNOD rpc");
-            let (stat, _) = err_status(res, &format!("MKNOD {n}"));
-            assert!(
-                matches!(
-                    stat,
-                    nfsstat3::NFS3ERR_PERM
-                        | nfsstat3::NFS3ERR_ACCES
-                        | nfsstat3::NFS3ERR_NOTSUPP
-                        | nfsstat3::NFS3ERR_BADTYPE
-                ),
-                "MKNOD {n}: unexpected status {stat:?}"
-            );
-            assert!(
-                std::fs::symlink_metadata(server.export_dir().join(n)).is_err(),
-                "MKNOD {n} must not leave a device node on disk"
-            );
-        }
-    })
-    .await;
-}
+// MKNOD of character and block devices: tests/device_nodes.rs (emulated by
+// default, refused with `device_nodes: "refuse"`).
 
 #[tokio::test]
 async fn remove_deletes_a_file_and_a_second_remove_fails_with_noent() {

@@ -43,7 +43,9 @@ pub fn run(a: &CtlArgs) -> ExitCode {
     };
     let socket = match &a.socket {
         Some(s) => s.clone(),
-        None => match volnfs::control::discovery::find(std::path::Path::new(volnfs::config::DEFAULT_CONTROL_SOCKET)) {
+        None => match volnfs::control::discovery::find(std::path::Path::new(
+            volnfs::config::DEFAULT_CONTROL_SOCKET,
+        )) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("volnfs ctl: {e}");

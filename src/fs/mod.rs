@@ -15,6 +15,7 @@
 
 mod cache;
 pub mod cred;
+pub mod devices;
 mod dir;
 pub mod error;
 mod groupsync;
@@ -64,6 +65,23 @@ pub enum OpenExportError {
     NotADirectory { path: PathBuf },
 }
 
+/// How an export treats what clients may do to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// Commit namespace changes before replying (exports(5) `sync`).
+    pub sync_namespace: bool,
+    pub device_nodes: devices::DeviceNodes,
+}
+
+impl Default for ExportOptions {
+    fn default() -> Self {
+        ExportOptions {
+            sync_namespace: true,
+            device_nodes: devices::DeviceNodes::Emulate,
+        }
+    }
+}
+
 pub struct OpenFile {
     pub file: File,
     pub writable: bool,
@@ -93,6 +111,9 @@ pub struct ExportFs {
     /// Calls that find their object's descriptor cached may be answered
     /// without waiting (`ops::nowait`): a local filesystem on Linux.
     pub nowait: bool,
+    /// MKNOD of devices: emulated with marked placeholders, or refused.
+    pub devices: devices::DeviceNodes,
+    marks: devices::MarkCache,
     dir_sync: groupsync::GroupSync,
 }
 
@@ -161,7 +182,7 @@ impl ExportFs {
         key: HandleKey,
         index: Store,
         index_complete: bool,
-        sync_namespace: bool,
+        opts: ExportOptions,
     ) -> Result<ExportFs, OpenExportError> {
         let err = |source| OpenExportError::Open {
             path: path.into(),
@@ -204,8 +225,10 @@ impl ExportFs {
             dirs: Mutex::new(LruMap::new(4096)),
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),
-            sync_namespace,
+            sync_namespace: opts.sync_namespace,
             nowait,
+            devices: opts.device_nodes,
+            marks: devices::new_cache(),
             dir_sync: Default::default(),
         })
     }

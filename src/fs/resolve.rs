@@ -282,6 +282,7 @@ impl ExportFs {
             };
             match sys::stat_at(pfd.as_fd(), &cname) {
                 Ok(st) if self.verify(&st, fh.ino, fh.gen) => {
+                    let st = self.device_view(pfd.as_fd(), &cname, st);
                     if st.is_dir() {
                         let (fd, st) = self.dir_fd(fh.ino, fh.gen, 0)?;
                         return Ok(Located::Dir { fd, st });
@@ -364,6 +365,7 @@ impl ExportFs {
     pub fn invalidate_all(&self) {
         lock(&self.dirs).clear();
         lock(&self.files).clear();
+        self.forget_marks();
         self.rebuild_index(true);
     }
 }

@@ -10,7 +10,15 @@ use super::*;
 
 fn export(dir: &Path) -> ExportFs {
     let key = HandleKey([9; 16]);
-    ExportFs::open("/exports/data", dir, key, Store::memory(), true, true).unwrap()
+    ExportFs::open(
+        "/exports/data",
+        dir,
+        key,
+        Store::memory(),
+        true,
+        ExportOptions::default(),
+    )
+    .unwrap()
 }
 
 fn me() -> Cred {
@@ -257,7 +265,7 @@ fn an_index_lost_in_a_crash_is_rebuilt_on_the_first_miss() {
         HandleKey([9; 16]),
         Store::memory(),
         false,
-        true,
+        ExportOptions::default(),
     )
     .unwrap();
     assert!(fs.getattr(&f).is_ok(), "resolved after walking the tree");

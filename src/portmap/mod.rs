@@ -191,7 +191,11 @@ impl Portmap {
                 let _addr = r.string(128).map_err(g)?;
                 let _owner = r.string(256).map_err(g)?;
                 let families: &[bool] = if self.ipv6 { &[false, true] } else { &[false] };
-                for m in self.mappings.iter().filter(|m| m.prog == prog && m.vers == vers) {
+                for m in self
+                    .mappings
+                    .iter()
+                    .filter(|m| m.prog == prog && m.vers == vers)
+                {
                     for &v6 in families {
                         w.bool(true);
                         w.string(uaddr(Self::answer_ip(ctx, v6), m.port).as_bytes());

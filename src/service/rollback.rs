@@ -116,8 +116,15 @@ mod tests {
     }
 
     fn export(name: &str, dir: &std::path::Path, dataset: Option<&str>) -> Arc<Export> {
-        let fs =
-            ExportFs::open(name, dir, HandleKey([1; 16]), Store::memory(), true, true).unwrap();
+        let fs = ExportFs::open(
+            name,
+            dir,
+            HandleKey([1; 16]),
+            Store::memory(),
+            true,
+            Default::default(),
+        )
+        .unwrap();
         Arc::new(Export {
             fs: Arc::new(fs),
             policy: RwLock::new(crate::access::ExportPolicy {

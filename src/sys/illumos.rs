@@ -87,3 +87,62 @@ pub fn crtime_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<(i64, u32)> {
     }
     crtime_of(nvl)
 }
+
+/// The named attribute that marks an emulated device node's placeholder
+/// (`fs::devices`): `openat(file, name, O_XATTR)`. NFSv3 has no attribute
+/// operations, so no client can set it.
+const DEVICE_MARK_ATTR: &CStr = c"volnfs.device";
+
+pub fn read_device_mark_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<Vec<u8>> {
+    use std::io::Read;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: openat with valid C strings; descriptors are owned at once.
+    let file = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC,
+        )
+    };
+    if file < 0 {
+        return None;
+    }
+    let file = unsafe { OwnedFd::from_raw_fd(file) };
+    let attr = unsafe {
+        libc::openat(
+            file.as_raw_fd(),
+            DEVICE_MARK_ATTR.as_ptr(),
+            libc::O_RDONLY | libc::O_XATTR | libc::O_CLOEXEC,
+        )
+    };
+    if attr < 0 {
+        return None;
+    }
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(attr) });
+    let mut buf = Vec::with_capacity(64);
+    (&mut f).take(64).read_to_end(&mut buf).ok()?;
+    (!buf.is_empty()).then_some(buf)
+}
+
+pub fn write_device_mark(fd: BorrowedFd<'_>, mark: &[u8]) -> Result<(), nix::errno::Errno> {
+    use std::io::Write;
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: openat with a valid C string; the descriptor is owned at once.
+    let attr = unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            DEVICE_MARK_ATTR.as_ptr(),
+            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_XATTR | libc::O_CLOEXEC,
+            0o600 as libc::c_uint,
+        )
+    };
+    if attr < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    let mut f = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(attr) });
+    f.write_all(mark)
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    // The attribute is a file of its own (xattr=dir): make it durable.
+    f.sync_all()
+        .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}

@@ -185,3 +185,5 @@ pub fn lookup_nowait(dir: BorrowedFd<'_>, name: &CStr) -> Option<Result<Stat, Er
     use std::os::fd::AsFd;
     Some(fstat(fd.as_fd()))
 }
+
+pub use super::linux_xattr::{read_device_mark_at, write_device_mark};

@@ -26,6 +26,8 @@ use linux as imp;
 
 #[cfg(target_os = "illumos")]
 mod illumos;
+#[cfg(target_os = "linux")]
+mod linux_xattr;
 #[cfg(any(not(target_os = "linux"), volnfs_posix))]
 mod posix;
 #[cfg(any(not(target_os = "linux"), volnfs_posix))]
@@ -102,6 +104,18 @@ pub fn pwrite_nowait(fd: BorrowedFd<'_>, data: &[u8], offset: u64) -> Result<usi
 /// ask the pool). Linux only; never in posix mode or on illumos.
 pub fn lookup_nowait(dir: BorrowedFd<'_>, name: &CStr) -> Option<Result<Stat, Errno>> {
     imp::lookup_nowait(dir, name)
+}
+
+/// The device mark of the regular file `name` in `dir`, if it has one: an
+/// extended attribute on Linux, a named attribute on illumos; both travel
+/// with the dataset (snapshots, rollback, `zfs send`).
+pub fn read_device_mark_at(dir: BorrowedFd<'_>, name: &CStr) -> Option<Vec<u8>> {
+    imp::read_device_mark_at(dir, name)
+}
+
+/// Sets the device mark on the regular file `fd`.
+pub fn write_device_mark(fd: BorrowedFd<'_>, mark: &[u8]) -> Result<(), Errno> {
+    imp::write_device_mark(fd, mark)
 }
 
 /// The uid of the process at the other end of a unix socket.

@@ -186,3 +186,21 @@ pub fn pwrite_nowait(_: BorrowedFd<'_>, _: &[u8], _: u64) -> Result<usize, Errno
 pub fn lookup_nowait(_: BorrowedFd<'_>, _: &CStr) -> Option<Result<Stat, Errno>> {
     None
 }
+
+#[cfg(target_os = "illumos")]
+pub use super::illumos::{read_device_mark_at, write_device_mark};
+
+/// In posix mode on Linux the device mark is the same user xattr as on
+/// Linux (illumos keeps it as a named attribute, `illumos.rs`).
+#[cfg(target_os = "linux")]
+pub use super::linux_xattr::{read_device_mark_at, write_device_mark};
+
+#[cfg(not(any(target_os = "linux", target_os = "illumos")))]
+pub fn read_device_mark_at(_: BorrowedFd<'_>, _: &CStr) -> Option<Vec<u8>> {
+    None
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "illumos")))]
+pub fn write_device_mark(_: BorrowedFd<'_>, _: &[u8]) -> Result<(), Errno> {
+    Err(Errno::EOPNOTSUPP)
+}

@@ -12,6 +12,7 @@ use nix::sys::stat::{Mode, SFlag};
 
 use super::setattr::{exclusive_times, ts};
 use super::{Check, DirToChange};
+use crate::fs::devices::{DeviceMark, DeviceNodes};
 use crate::fs::error::{FsError, KResult, Op};
 use crate::fs::{
     check_new_name, open_at, open_dir_at, CreateHow, Cred, ExportFs, FileHandle, NewObject,
@@ -54,6 +55,7 @@ impl ExportFs {
                 Some(fd) => sys::fstat(fd.as_fd())?,
                 None => sys::stat_at(d.fd.as_fd(), &cname)?,
             };
+            let st = self.device_view(d.fd.as_fd(), &cname, st);
             self.remember(d.fh.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })
@@ -125,6 +127,7 @@ impl ExportFs {
         how: CreateHow,
     ) -> KResult<Made> {
         let st = sys::stat_at(d.fd.as_fd(), cname)?;
+        let st = self.device_view(d.fd.as_fd(), cname, st);
         match how {
             CreateHow::Guarded(_) => Err(Errno::EEXIST.into()),
             CreateHow::Exclusive(v) => {
@@ -209,11 +212,50 @@ impl ExportFs {
         self.make_node(Op::Symlink, dir, name, cred, make, |_, _| Ok(()))
     }
 
+    /// A device node's placeholder: an empty regular file with the device's
+    /// mark, durable before the directory change is committed.
+    fn make_placeholder(
+        &self,
+        d: &DirToChange,
+        cname: &CString,
+        mode: u32,
+        block: bool,
+        (major, minor): (u32, u32),
+    ) -> KResult<Made> {
+        let fd = open_at(
+            d.fd.as_fd(),
+            cname,
+            OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
+            mode,
+        )?;
+        let mark = DeviceMark {
+            block,
+            major,
+            minor,
+        };
+        let marked = sys::write_device_mark(fd.as_fd(), &mark.encode())
+            .and_then(|()| nix::unistd::fsync(fd.as_raw_fd()));
+        if let Err(e) = marked {
+            // Never leave an unmarked placeholder (it would read as a file).
+            let _ = nix::unistd::unlinkat(
+                Some(d.fd.as_raw_fd()),
+                cname.as_c_str(),
+                nix::unistd::UnlinkatFlags::NoRemoveDir,
+            );
+            tracing::warn!(export = %self.name, error = %e, "cannot mark a device node's placeholder (does the filesystem take extended attributes?)");
+            return Err(e.into());
+        }
+        Ok(Made::New(Some(fd)))
+    }
+
+    /// MKNOD of a FIFO or socket (a real one), or of a device (a marked
+    /// placeholder, see `fs::devices`; `dev` is its major and minor).
     pub fn mknod(
         &self,
         dir: &FileHandle,
         name: &[u8],
         kind: NodeKind,
+        dev: (u32, u32),
         cred: &Cred,
         attrs: &SetAttrs,
     ) -> (Wcc, Result<NewObject, FsError>) {
@@ -223,8 +265,17 @@ impl ExportFs {
                 NodeKind::Fifo => SFlag::S_IFIFO,
                 NodeKind::Socket => SFlag::S_IFSOCK,
                 NodeKind::CharDevice | NodeKind::BlockDevice => {
-                    tracing::info!(export = %self.name, "MKNOD of a device node refused: volumes never hold device nodes");
-                    return Err(Errno::EPERM.into());
+                    if self.devices == DeviceNodes::Refuse {
+                        tracing::info!(export = %self.name, "MKNOD of a device node refused (device_nodes: refuse)");
+                        return Err(Errno::EPERM.into());
+                    }
+                    return self.make_placeholder(
+                        d,
+                        cname,
+                        mode,
+                        kind == NodeKind::BlockDevice,
+                        dev,
+                    );
                 }
             };
             nix::sys::stat::mknodat(

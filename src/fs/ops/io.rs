@@ -53,6 +53,7 @@ impl ExportFs {
             }
             let cname = check_name(name)?;
             let st = sys::stat_at(dfd.as_fd(), &cname)?;
+            let st = self.device_view(dfd.as_fd(), &cname, st);
             if st.dev != dst.dev {
                 // A different filesystem mounted below the export: not ours.
                 return Err(Errno::EACCES.into());

@@ -80,7 +80,10 @@ impl ExportFs {
         let (pfd, _) = self.cached_dir(&parent)?;
         let cname = std::ffi::CString::new(&name[..]).ok()?;
         let st = sys::lookup_nowait(pfd.as_fd(), &cname)?.ok()?;
-        self.still_is(&st, fh).then_some(st)
+        if !self.still_is(&st, fh) {
+            return None;
+        }
+        self.device_view_nowait(st)
     }
 
     /// Records a link without waiting: only when the object's index entry
@@ -137,6 +140,7 @@ impl ExportFs {
         match sys::lookup_nowait(dfd.as_fd(), &cname)? {
             Err(e) => Some((Some(dst), Err(FsError::new(Op::Lookup, e)))),
             Ok(st) if st.dev == dst.dev && self.remember_nowait(dir.ino, name, &st) => {
+                let st = self.device_view_nowait(st)?;
                 Some((Some(dst), Ok((self.handle_for(&st), st))))
             }
             Ok(_) => None,

@@ -82,9 +82,11 @@ impl ExportFs {
                 let st = if is_self {
                     Some(dst)
                 } else {
-                    CString::new(e.name.clone())
-                        .ok()
-                        .and_then(|c| sys::stat_at(dfd.as_fd(), &c).ok())
+                    CString::new(e.name.clone()).ok().and_then(|c| {
+                        sys::stat_at(dfd.as_fd(), &c)
+                            .ok()
+                            .map(|st| self.device_view(dfd.as_fd(), &c, st))
+                    })
                 };
                 // Objects of another filesystem mounted below get no handle.
                 if let Some(st) = st.filter(|s| s.dev == dst.dev) {

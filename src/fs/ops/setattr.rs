@@ -219,7 +219,8 @@ impl ExportFs {
         let after = self.stat_of(fh).ok().or_else(|| match &located {
             Located::Other { parent, name, st } => sys::stat_at(parent.as_fd(), name)
                 .ok()
-                .filter(|now| now.ino == st.ino),
+                .filter(|now| now.ino == st.ino)
+                .map(|now| self.device_view(parent.as_fd(), name, now)),
             Located::Dir { .. } => None,
         });
         (

@@ -98,9 +98,10 @@ impl Procedure for Mknod {
                 dir_wcc: Wcc::default(),
                 res: Err(NfsStat::BadType),
             },
-            MknodWhat::Node(kind, attrs, _dev) => {
-                new_object(ctx, ctx.fs.mknod(&ctx.fh, a.name, kind, &ctx.cred, &attrs))
-            }
+            MknodWhat::Node(kind, attrs, dev) => new_object(
+                ctx,
+                ctx.fs.mknod(&ctx.fh, a.name, kind, dev, &ctx.cred, &attrs),
+            ),
         }
     }
 }
