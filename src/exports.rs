@@ -98,15 +98,32 @@ impl ExportTable {
     }
 
     /// Finds the export a wire handle belongs to and authenticates it.
-    pub fn resolve_handle(&self, bytes: &[u8]) -> Result<(&Arc<Export>, FileHandle), Refusal> {
+    /// The export a wire handle belongs to, the tree within it (the live
+    /// export or one of its snapshots, by the handle's filesystem id), and
+    /// the authenticated handle.
+    pub fn resolve_handle(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(&Arc<Export>, Arc<ExportFs>, FileHandle), Refusal> {
         let id = FileHandle::peek_export_id(bytes).map_err(|_| Refusal::Bad)?;
         let export = self
             .exports
             .iter()
             .find(|e| e.fs.id == id)
             .ok_or(Refusal::Stale)?;
-        let fh = export.fs.decode_handle(bytes)?;
-        Ok((export, fh))
+        match export.fs.decode_handle(bytes) {
+            Ok(fh) => Ok((export, export.fs.clone(), fh)),
+            Err(Refusal::Stale) => {
+                // A handle of one of the export's snapshots, or of one gone.
+                let fsid = FileHandle::decode(bytes, export.fs.key())
+                    .map_err(|_| Refusal::Bad)?
+                    .fsid;
+                let snap = export.fs.snapshot_tree(fsid).ok_or(Refusal::Stale)?;
+                let fh = snap.decode_handle(bytes)?;
+                Ok((export, snap, fh))
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Whether any export admits this address (checked at accept time).

@@ -24,6 +24,7 @@ pub mod index;
 mod ops;
 pub mod perm;
 mod resolve;
+pub mod snapshots;
 pub mod types;
 
 use std::ffi::{CStr, CString};
@@ -115,6 +116,11 @@ pub struct ExportFs {
     pub devices: devices::DeviceNodes,
     marks: devices::MarkCache,
     dir_sync: groupsync::GroupSync,
+    /// The live export's `.zfs` control directory and the snapshots
+    /// opened below it (`None`: not a ZFS dataset root, or a snapshot).
+    snapshots: Option<snapshots::Snapshots>,
+    /// When this tree is a snapshot: which, and the way back up.
+    snapshot: Option<snapshots::SnapshotOf>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -203,10 +209,27 @@ impl ExportFs {
         })?;
         // SAFETY: fresh descriptor from open(2).
         let root = unsafe { OwnedFd::from_raw_fd(raw) };
-        let st = crate::sys::fstat(root.as_fd()).map_err(err)?;
-        if st.gen == 0 {
+        let mut fs =
+            Self::from_root(name, path, root, key, index, index_complete, opts).map_err(err)?;
+        if fs.gen_missing() {
             tracing::warn!(export = name, path = %path.display(), "the export's filesystem keeps no creation time: a removed file's handle may reach a new file that reuses its inode number (use ZFS, ext4 or XFS)");
         }
+        fs.snapshots = snapshots::Snapshots::probe(&fs.root);
+        Ok(fs)
+    }
+
+    /// An export tree rooted at an open directory: the live export, or a
+    /// snapshot of it (`snapshots`).
+    fn from_root(
+        name: &str,
+        path: &Path,
+        root: OwnedFd,
+        key: HandleKey,
+        index: Store,
+        index_complete: bool,
+        opts: ExportOptions,
+    ) -> Result<ExportFs, Errno> {
+        let st = crate::sys::fstat(root.as_fd())?;
         let fsid = crate::sys::filesystem_id(root.as_fd()).unwrap_or(st.dev);
         let nowait = crate::sys::serves_cached_io_without_blocking(root.as_fd());
         Ok(ExportFs {
@@ -230,7 +253,13 @@ impl ExportFs {
             devices: opts.device_nodes,
             marks: devices::new_cache(),
             dir_sync: Default::default(),
+            snapshots: None,
+            snapshot: None,
         })
+    }
+
+    fn gen_missing(&self) -> bool {
+        self.root_gen == 0
     }
 
     pub fn root_stat(&self) -> FsResult<Stat> {
@@ -268,6 +297,10 @@ impl ExportFs {
             return Err(handle::Refusal::Stale);
         }
         Ok(fh)
+    }
+
+    pub(crate) fn key(&self) -> &HandleKey {
+        &self.key
     }
 
     pub fn is_root(&self, fh: &FileHandle) -> bool {

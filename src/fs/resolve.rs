@@ -158,8 +158,10 @@ impl ExportFs {
         while let Some((dfd, dino)) = stack.pop() {
             dirs += 1;
             let mut names: Vec<Vec<u8>> = Vec::new();
+            let at_root = dino == self.root_ino;
             let scanned = super::dir::scan_dir(dfd.as_fd(), 0, |name, _, _| {
-                if name != b"." && name != b".." {
+                // Never into .zfs: snapshots are trees of their own.
+                if name != b"." && name != b".." && !(at_root && name == b".zfs") {
                     names.push(name.to_vec());
                 }
                 true
@@ -366,6 +368,7 @@ impl ExportFs {
         lock(&self.dirs).clear();
         lock(&self.files).clear();
         self.forget_marks();
+        self.forget_snapshots();
         self.rebuild_index(true);
     }
 }

@@ -54,6 +54,8 @@ pub struct Nfs3 {
 /// A call that passed the policy checks.
 struct Admitted {
     export: Arc<Export>,
+    /// The tree the handle is in: the live export or one of its snapshots.
+    fs: Arc<crate::fs::ExportFs>,
     fh: FileHandle,
     cred: Cred,
     read_only: bool,
@@ -108,7 +110,7 @@ impl Nfs3 {
     /// and port), write procedures refused on read-only access, the
     /// credential squashed. Touches no disk.
     fn admit(&self, ctx: &CallContext, row: &Row, fh_bytes: &[u8]) -> Result<Admitted, NfsStat> {
-        let (export, fh) = self.exports.resolve_handle(fh_bytes).map_err(|r| match r {
+        let (export, fs, fh) = self.exports.resolve_handle(fh_bytes).map_err(|r| match r {
             Refusal::Bad => NfsStat::BadHandle,
             Refusal::Stale => NfsStat::Stale,
         })?;
@@ -120,13 +122,15 @@ impl Nfs3 {
             );
             return Err(NfsStat::Acces);
         };
-        let ro = read_only(&rights);
+        // Snapshots and the .zfs control directory are read-only for all.
+        let ro = read_only(&rights) || fs.read_only() || export.fs.is_control(fh.ino);
         if row.writes() && ro {
             return Err(NfsStat::RoFs);
         }
         Ok(Admitted {
             cred: export.effective_cred(&ctx.header.auth, &rights),
             export: export.clone(),
+            fs,
             fh,
             read_only: ro,
         })
@@ -201,10 +205,10 @@ impl Program for Nfs3 {
         };
         // What a cached descriptor and the page cache can answer now needs
         // no thread hop (and cannot block: see fs::ops::nowait).
-        if row.may_answer_in_line() && adm.export.fs.nowait {
+        if row.may_answer_in_line() && adm.fs.nowait {
             let ctx = Ctx {
                 nfs: self,
-                fs: &adm.export.fs,
+                fs: &adm.fs,
                 fh: adm.fh,
                 cred: adm.cred,
                 read_only: adm.read_only,
@@ -226,7 +230,7 @@ impl Program for Nfs3 {
                 let Some(nfs) = nfs.upgrade() else { return };
                 let ctx = Ctx {
                     nfs: &nfs,
-                    fs: &adm.export.fs,
+                    fs: &adm.fs,
                     fh: adm.fh,
                     cred: adm.cred,
                     read_only: adm.read_only,

@@ -60,6 +60,8 @@ impl Ctx<'_> {
     pub fn same_export_handle(&self, bytes: &[u8]) -> Result<FileHandle, NfsStat> {
         use crate::fs::handle::Refusal;
         match self.fs.decode_handle(bytes) {
+            // Never into .zfs (a rename there would rename a snapshot).
+            Ok(fh) if self.fs.is_control(fh.ino) => Err(NfsStat::RoFs),
             Ok(fh) => Ok(fh),
             Err(Refusal::Bad) => match FileHandle::peek_export_id(bytes) {
                 Ok(id) if id != self.fs.id => Err(NfsStat::XDev),

@@ -278,7 +278,7 @@ impl Inner {
         exclusive: bool,
         must_exist: bool,
     ) -> Result<Request, Stat> {
-        let (export, fh) = self
+        let (export, tree, fh) = self
             .exports
             .resolve_handle(wl.fh)
             .map_err(|_| Stat::StaleFh)?;
@@ -287,7 +287,7 @@ impl Inner {
             return Err(Stat::Failed);
         }
         if must_exist {
-            let fs = export.fs.clone();
+            let fs = tree;
             let exists = self
                 .pool
                 .run(ctx.peer.ip(), move || fs.getattr(&fh).is_ok())

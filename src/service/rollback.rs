@@ -24,6 +24,16 @@ pub struct RollbackReport {
 }
 
 impl ServerState {
+    /// Destroys a snapshot: every export of the volume lets go of the
+    /// snapshot's tree first (held descriptors would keep it busy), so
+    /// clients browsing it get STALE from then on.
+    pub async fn delete_snapshot(&self, snapshot: &str) -> Result<(), DatasetError> {
+        for e in self.volume_exports() {
+            e.fs.forget_snapshot(snapshot);
+        }
+        self.dataset.snapshot_delete(snapshot).await
+    }
+
     pub async fn rollback(&self, snapshot: &str) -> Result<RollbackReport, DatasetError> {
         let _one_at_a_time = self.volume_ops.lock().await;
         let exports = self.volume_exports();

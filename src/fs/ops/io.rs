@@ -48,8 +48,21 @@ impl ExportFs {
             return (Some(dst), fail(Op::Lookup, Errno::EACCES));
         }
         let res = (|| -> KResult<_> {
-            if name == b"." || (name == b".." && dir.ino == self.root_ino()) {
+            if name == b".." && dir.ino == self.root_ino() {
+                // Nothing above the export; a snapshot's root goes back
+                // to .zfs/snapshot of the live export.
+                return Ok(self
+                    .up_from_snapshot_root()
+                    .unwrap_or((self.handle_for(&dst), dst)));
+            }
+            if name == b"." {
                 return Ok((self.handle_for(&dst), dst));
+            }
+            if self.is_snapdir(dir.ino) {
+                // .zfs/snapshot/<name>: the root of that snapshot's tree.
+                let snap = self.open_snapshot(name)?;
+                let st = snap.root_stat().map_err(|e| e.kind)?;
+                return Ok((snap.root_handle(), st));
             }
             let cname = check_name(name)?;
             let st = sys::stat_at(dfd.as_fd(), &cname)?;

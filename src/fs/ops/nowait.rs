@@ -126,7 +126,7 @@ impl ExportFs {
         name: &[u8],
         cred: &Cred,
     ) -> Option<(Option<Stat>, Result<(FileHandle, Stat), FsError>)> {
-        if !self.nowait || name == b"." || name == b".." {
+        if !self.nowait || name == b"." || name == b".." || self.is_control(dir.ino) {
             return None;
         }
         let (dfd, dst) = self.cached_dir(dir)?;

@@ -76,7 +76,9 @@ impl ExportFs {
         if too_small {
             return Err(Kind::TooSmall);
         }
-        if plus {
+        // Entries of .zfs/snapshot are snapshot trees: clients LOOKUP them
+        // (which crosses into the snapshot) instead of taking a handle here.
+        if plus && !self.is_snapdir(dir.ino) {
             for e in entries.iter_mut() {
                 let is_self = e.name == b"." || (e.name == b".." && at_root);
                 let st = if is_self {
