@@ -14,6 +14,7 @@
 //! block on the disk: callers run them on the file I/O pool.
 
 mod cache;
+pub mod check;
 pub mod cred;
 pub mod devices;
 mod dir;
