@@ -7,7 +7,8 @@
 //!
 //! Wide margins on purpose: this checks "not stuck behind the disk", not a
 //! speed (serially the reads would take 12.8 s; behind 4 workers 3.2 s).
-//! Needs root (FUSE mount) and /dev/fuse.
+//! Needs root (FUSE mount) and /dev/fuse: a Linux test host.
+#![cfg(target_os = "linux")]
 
 #[path = "slow_disk/slowfs.rs"]
 mod slowfs;

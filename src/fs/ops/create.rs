@@ -265,6 +265,10 @@ impl ExportFs {
                 NodeKind::Fifo => SFlag::S_IFIFO,
                 NodeKind::Socket => SFlag::S_IFSOCK,
                 NodeKind::CharDevice | NodeKind::BlockDevice => {
+                    // Making a device takes privilege, as locally (mknod(2)).
+                    if !cred.is_root() {
+                        return Err(Errno::EPERM.into());
+                    }
                     if self.devices == DeviceNodes::Refuse {
                         tracing::info!(export = %self.name, "MKNOD of a device node refused (device_nodes: refuse)");
                         return Err(Errno::EPERM.into());
