@@ -1,6 +1,7 @@
 //! The local control socket VAPI (through the compute node's agent) and
 //! `volnfs ctl` use: newline-delimited JSON over a unix stream socket
-//! (`protocol` is the language, `ctl` the command-line client).
+//! (`protocol` is the language, `lines` its framing, `ctl` the command-line
+//! client).
 //!
 //! The socket is mode 0600 and the peer must be root (or the server's own
 //! user when it does not run as root), checked with the kernel's peer
@@ -9,17 +10,19 @@
 
 pub mod ctl;
 pub mod discovery;
+pub mod lines;
 pub mod protocol;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::BufReader;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
 use crate::service::ServerState;
+use lines::Line;
 use protocol::{error_reply, handle_line, op_err};
 pub use protocol::{ErrorCode, MAX_LINE, PROTOCOL_VERSION};
 
@@ -104,56 +107,24 @@ async fn connection(
     let mut rd = BufReader::new(rd);
     let mut line = Vec::new();
     loop {
-        line.clear();
-        // Read at most MAX_LINE + 1 bytes of one line.
-        let n = (&mut rd)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
-        if n == 0 {
-            return Ok(());
-        }
-        let reply = if line.len() > MAX_LINE && !line.ends_with(b"\n") {
-            // Skip the rest of the line in bounded chunks (never buffering
-            // it), answer, and carry on with the next line.
-            loop {
-                line.clear();
-                let n = (&mut rd)
-                    .take(MAX_LINE as u64)
-                    .read_until(b'\n', &mut line)
-                    .await?;
-                if n == 0 || line.ends_with(b"\n") {
-                    break;
-                }
+        let reply = match lines::read_line(&mut rd, &mut line).await? {
+            Line::Eof => return Ok(()),
+            Line::TooLong => protocol::line_too_long_reply(),
+            Line::Complete if !allowed => {
+                tracing::warn!(peer_uid = ?uid, "control socket: peer is not root; refused");
+                error_reply(
+                    Value::Null,
+                    op_err(
+                        ErrorCode::PermissionDenied,
+                        "only root may use the volnfs control socket",
+                    ),
+                )
             }
-            error_reply(
-                Value::Null,
-                op_err(
-                    ErrorCode::LineTooLong,
-                    format!("request lines are limited to {MAX_LINE} bytes"),
-                ),
-            )
-        } else if !allowed {
-            tracing::warn!(peer_uid = ?uid, "control socket: peer is not root; refused");
-            error_reply(
-                Value::Null,
-                op_err(
-                    ErrorCode::PermissionDenied,
-                    "only root may use the volnfs control socket",
-                ),
-            )
-        } else {
-            handle_line(&state, &line).await
+            Line::Complete => handle_line(&state, &line).await,
         };
-        write_line(&mut wr, &reply).await?;
+        lines::write_line(&mut wr, &reply).await?;
         if !allowed {
             return Ok(());
         }
     }
-}
-
-async fn write_line(wr: &mut tokio::net::unix::OwnedWriteHalf, v: &Value) -> std::io::Result<()> {
-    let mut s = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
-    s.push(b'\n');
-    wr.write_all(&s).await
 }

@@ -96,58 +96,116 @@ pub fn error_reply(id: Value, e: OpError) -> Value {
     json!({"v": PROTOCOL_VERSION, "id": id, "ok": false, "error": {"code": e.code.as_str(), "message": e.message}})
 }
 
-/// Parses and runs one request line; always returns a reply.
-pub async fn handle_line(state: &ServerState, line: &[u8]) -> Value {
-    let req: Value = match serde_json::from_slice(line) {
-        Ok(v) => v,
-        Err(e) => {
-            return error_reply(
-                Value::Null,
-                op_err(ErrorCode::BadRequest, format!("not JSON: {e}")),
-            )
-        }
+/// One parsed request: what a line asked for, not yet run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The caller's id, echoed in the reply (`null` when the line had none).
+    pub id: Value,
+    pub op: String,
+    pub args: serde_json::Map<String, Value>,
+}
+
+/// A line that is not a request: the id it carried (if any) and why.
+#[derive(Debug)]
+pub struct Rejected {
+    pub id: Value,
+    pub error: OpError,
+}
+
+impl Rejected {
+    pub fn reply(self) -> Value {
+        error_reply(self.id, self.error)
+    }
+}
+
+/// Parses one request line (no I/O): the envelope's `v`, `id`, `op` and
+/// `args`. Whether `op` names an operation is [`execute`]'s business.
+pub fn parse_request(line: &[u8]) -> Result<Request, Rejected> {
+    let reject = |id: &Value, code, message: String| Rejected {
+        id: id.clone(),
+        error: op_err(code, message),
     };
+    let req: Value = serde_json::from_slice(line).map_err(|e| {
+        reject(
+            &Value::Null,
+            ErrorCode::BadRequest,
+            format!("not JSON: {e}"),
+        )
+    })?;
     let Some(obj) = req.as_object() else {
-        return error_reply(
-            Value::Null,
-            op_err(ErrorCode::BadRequest, "the request must be a JSON object"),
-        );
+        return Err(reject(
+            &Value::Null,
+            ErrorCode::BadRequest,
+            "the request must be a JSON object".into(),
+        ));
     };
     let id = obj.get("id").cloned().unwrap_or(Value::Null);
     match obj.get("v").and_then(Value::as_u64) {
         Some(PROTOCOL_VERSION) => {}
         Some(v) => {
-            return error_reply(
-                id,
-                op_err(
-                    ErrorCode::UnsupportedVersion,
-                    format!("v {v} is not supported; this server speaks v {PROTOCOL_VERSION}"),
-                ),
-            )
+            return Err(reject(
+                &id,
+                ErrorCode::UnsupportedVersion,
+                format!("v {v} is not supported; this server speaks v {PROTOCOL_VERSION}"),
+            ))
         }
-        None => return error_reply(id, op_err(ErrorCode::BadRequest, "missing \"v\": 1")),
+        None => {
+            return Err(reject(
+                &id,
+                ErrorCode::BadRequest,
+                "missing \"v\": 1".into(),
+            ))
+        }
     }
     let Some(op) = obj.get("op").and_then(Value::as_str) else {
-        return error_reply(id, op_err(ErrorCode::BadRequest, "missing \"op\""));
+        return Err(reject(&id, ErrorCode::BadRequest, "missing \"op\"".into()));
     };
-    let empty = serde_json::Map::new();
     let args = match obj.get("args") {
-        None | Some(Value::Null) => &empty,
-        Some(Value::Object(m)) => m,
+        None | Some(Value::Null) => serde_json::Map::new(),
+        Some(Value::Object(m)) => m.clone(),
         Some(_) => {
-            return error_reply(
-                id,
-                op_err(ErrorCode::BadRequest, "\"args\" must be an object"),
-            )
+            return Err(reject(
+                &id,
+                ErrorCode::BadRequest,
+                "\"args\" must be an object".into(),
+            ))
         }
     };
-    match run(state, op, args).await {
-        Ok(result) => json!({"v": PROTOCOL_VERSION, "id": id, "ok": true, "result": result}),
+    Ok(Request {
+        op: op.to_string(),
+        id,
+        args,
+    })
+}
+
+/// Runs a parsed request; always returns a reply.
+pub async fn execute(state: &ServerState, req: &Request) -> Value {
+    match run(state, &req.op, &req.args).await {
+        Ok(result) => json!({"v": PROTOCOL_VERSION, "id": req.id, "ok": true, "result": result}),
         Err(e) => {
-            tracing::info!(op, code = e.code.as_str(), message = %e.message, "control operation failed");
-            error_reply(id, e)
+            tracing::info!(op = %req.op, code = e.code.as_str(), message = %e.message, "control operation failed");
+            error_reply(req.id.clone(), e)
         }
     }
+}
+
+/// Parses and runs one request line; always returns a reply.
+pub async fn handle_line(state: &ServerState, line: &[u8]) -> Value {
+    match parse_request(line) {
+        Ok(req) => execute(state, &req).await,
+        Err(rejected) => rejected.reply(),
+    }
+}
+
+/// The reply to a line longer than [`MAX_LINE`] (its id is never read).
+pub fn line_too_long_reply() -> Value {
+    error_reply(
+        Value::Null,
+        op_err(
+            ErrorCode::LineTooLong,
+            format!("request lines are limited to {MAX_LINE} bytes"),
+        ),
+    )
 }
 
 fn arg_str<'a>(args: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'a str, OpError> {
@@ -157,6 +215,20 @@ fn arg_str<'a>(args: &'a serde_json::Map<String, Value>, key: &str) -> Result<&'
             format!("args.{key} (a string) is required"),
         )
     })
+}
+
+/// Whether `op` changes the volume or the server (so a caller that lost
+/// the reply needs to learn how it ended; the control channel remembers
+/// these replies). Read-only operations can simply be asked again.
+pub fn changes_state(op: &str) -> bool {
+    matches!(
+        op,
+        "exports.reload"
+            | "snapshot.create"
+            | "snapshot.delete"
+            | "snapshot.rollback"
+            | "quota.set"
+    )
 }
 
 /// The operations, by name.
@@ -195,7 +267,7 @@ async fn run(
             match op {
                 "snapshot.create" => Ok(json!(dataset.snapshot_create(name).await?)),
                 "snapshot.delete" => {
-                    dataset.snapshot_delete(name).await?;
+                    state.delete_snapshot(name).await?;
                     Ok(json!({"deleted": name}))
                 }
                 _ => Ok(json!(state.rollback(name).await?)),

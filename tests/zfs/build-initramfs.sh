@@ -3,7 +3,8 @@
 # Step 3: a guest initramfs: static busybox, Debian's virtio + NFS client modules
 # (sunrpc, lockd, nfs, nfsv3 and their dependencies), the OpenZFS modules from
 # build-module.sh, the zfs/zpool userland extracted (not installed) from the contrib debs,
-# mount.nfs and GNU stat from the host, volnfs (stripped), every binary with its
+# mount.nfs and GNU stat from the host, volnfs and (with $ZFS_TEST_AGENT) the example
+# control-channel agent as vapi-agent (stripped), every binary with its
 # ldd-resolved libraries, guest-init.sh as /init and the named test scripts under /tests.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -20,6 +21,9 @@ for p in zfsutils-linux libzfs4linux libnvpair3linux libuutil3linux libzfsbooten
   dpkg-deb -x "$(ls -1 "$CACHE"/debs/${p}_*.deb | sort -V | tail -1)" "$U"; done
 cp "$BUSYBOX" "$R/bin/busybox"
 for a in $("$BUSYBOX" --list); do [ "$a" = busybox ] || ln -sf busybox "$R/bin/$a"; done
+# ZFS mounts a snapshot on first access by running `/usr/bin/env mount -t zfs -n ...`
+# (zfsctl_snapshot_mount): without it .zfs/snapshot/<name> fails with ELOOP.
+ln -sf /bin/busybox "$R/usr/bin/env"
 # kernel modules: zfs (built) in extra/, Debian's virtio + NFS client stack in kernel/
 M=$R/lib/modules/$KABI; mkdir -p "$M/extra" "$M/kernel"
 cp "$KO"/*.ko "$M/extra/"
@@ -44,6 +48,8 @@ copy_bin "$U/sbin/zpool" sbin; copy_bin "$U/sbin/zfs" sbin
 copy_bin "$(command -v mount.nfs)" sbin
 copy_bin "$(command -v stat)" usr/bin gstat     # GNU stat: %W (birth time); busybox has none
 strip -o "$T/volnfs" "$BIN"; copy_bin "$T/volnfs" usr/bin
+# the control channel's agent side (examples/vapi_agent.rs), when given
+if [ -n "${ZFS_TEST_AGENT:-}" ]; then strip -o "$T/vapi-agent" "$ZFS_TEST_AGENT"; copy_bin "$T/vapi-agent" usr/bin; fi
 cp -L /lib64/ld-linux-x86-64.so.2 "$R/lib64/"
 cp /etc/netconfig "$R/etc/" 2>/dev/null || true   # libtirpc (mount.nfs)
 echo "root:x:0:0:root:/:/bin/sh" > "$R/etc/passwd"; echo "root:x:0:" > "$R/etc/group"
