@@ -466,6 +466,15 @@ pub async fn start_with(
         )));
         tracing::info!(socket = %path.display(), "control socket ready");
     }
+    // RFD 69: the agent's socket, which volnfs connects out to. NFS never
+    // waits for it: the channel connects (and reconnects) on its own.
+    if let Some(path) = &config.control_connect {
+        tasks.push(tokio::spawn(crate::control::channel::run(
+            path.clone(),
+            state.clone(),
+            tx.subscribe(),
+        )));
+    }
     let instance = control_socket
         .as_deref()
         .and_then(crate::control::discovery::Instance::record);

@@ -30,6 +30,10 @@ pub struct ConfigFile {
     /// Unix socket for `volnfs ctl` and VAPI [default: DEFAULT_CONTROL_SOCKET].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub control_socket: Option<PathBuf>,
+    /// The agent's socket to connect *out* to (RFD 69 control channel, e.g.
+    /// `/.zonecontrol/volnfs.sock`) [default: none].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_connect: Option<PathBuf>,
     /// Absolute path of the `zfs` tool [default: /usr/sbin/zfs].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zfs: Option<PathBuf>,

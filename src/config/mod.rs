@@ -41,6 +41,8 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// `None` only in zero-config mode; a config file always has one.
     pub control_socket: Option<PathBuf>,
+    /// The control channel's socket (the global zone's agent), if any.
+    pub control_connect: Option<PathBuf>,
     pub zfs_path: PathBuf,
     pub snapshot_limit: Option<usize>,
     pub exports: Vec<Export>,
@@ -112,6 +114,7 @@ impl Config {
             portmap_port: Some(0),
             state_dir: None,
             control_socket: None,
+            control_connect: None,
             zfs_path: crate::sys::zfs::DEFAULT_ZFS_PATH.into(),
             snapshot_limit: None,
             exports: vec![Export {

@@ -127,6 +127,25 @@ impl ConfigFile {
                 );
             }
         }
+        if let Some(cc) = &self.control_connect {
+            if !cc.is_absolute() {
+                problem(
+                    "control_connect".into(),
+                    format!(
+                        "{} must be an absolute path (the agent's socket, e.g. /.zonecontrol/volnfs.sock)",
+                        cc.display()
+                    ),
+                );
+            } else if self.control_socket.as_ref() == Some(cc) {
+                problem(
+                    "control_connect".into(),
+                    format!(
+                        "{} is also control_socket: volnfs would connect to itself",
+                        cc.display()
+                    ),
+                );
+            }
+        }
         if let Some(z) = &self.zfs {
             if !z.is_absolute() {
                 problem(
@@ -202,6 +221,7 @@ impl ConfigFile {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET)),
             ),
+            control_connect: self.control_connect.clone(),
             zfs_path: self
                 .zfs
                 .clone()
@@ -295,6 +315,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("grace"), "{err}");
+    }
+
+    #[test]
+    fn control_connect_must_be_an_absolute_path() {
+        let exports = r#""exports":[{"name":"/e","path":"/srv/e","clients":[{"match":"10.0.0.0/8","access":"rw"}]}]"#;
+        let c = parse(&format!(
+            r#"{{{exports},"control_connect":"/.zonecontrol/volnfs.sock"}}"#
+        ))
+        .unwrap();
+        assert_eq!(
+            c.control_connect.as_deref(),
+            Some(Path::new("/.zonecontrol/volnfs.sock"))
+        );
+        assert_eq!(
+            parse(&format!("{{{exports}}}")).unwrap().control_connect,
+            None
+        );
+        for bad in [
+            r#""control_connect":"volnfs.sock""#,
+            r#""control_connect":"/run/c.sock","control_socket":"/run/c.sock""#,
+        ] {
+            let err = parse(&format!("{{{exports},{bad}}}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("control_connect:"), "{err}");
+        }
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl ZeroConfig {
             portmap_port,
             state_dir,
             control_socket: None,
+            control_connect: None,
             zfs_path: crate::sys::zfs::DEFAULT_ZFS_PATH.into(),
             snapshot_limit: None,
             exports: vec![Export {

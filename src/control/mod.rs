@@ -1,13 +1,16 @@
 //! The local control socket VAPI (through the compute node's agent) and
 //! `volnfs ctl` use: newline-delimited JSON over a unix stream socket
 //! (`protocol` is the language, `lines` its framing, `ctl` the command-line
-//! client).
+//! client). `channel` serves the same protocol over a connection volnfs
+//! makes *out* to the global zone's agent (RFD 69), so the agent never
+//! enters the zone.
 //!
 //! The socket is mode 0600 and the peer must be root (or the server's own
 //! user when it does not run as root), checked with the kernel's peer
 //! credentials. Lines are bounded; a malformed or oversized line gets an
 //! error reply, never a crash.
 
+pub mod channel;
 pub mod ctl;
 pub mod discovery;
 pub mod lines;

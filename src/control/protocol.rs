@@ -56,6 +56,8 @@ error_codes! {
     IoError = "io_error": "reading the dataset failed",
     ZfsError = "zfs_error": "a zfs command failed (the message carries its argv and stderr)",
     PermissionDenied = "permission_denied": "the peer is not allowed to use the control socket",
+    DuplicateId = "duplicate_id": "control channel: a request with that id is still running; use ids unique across connections",
+    UnknownRequest = "unknown_request": "control channel `result`: no request of that id is running or remembered",
     Internal = "internal": "a bug: please report it with the message",
 }
 
