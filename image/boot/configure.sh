@@ -13,7 +13,7 @@ export PATH=/usr/bin:/usr/sbin
 . "$(dirname "${BASH_SOURCE[0]}")/volnfs-metadata.sh"
 
 fetch_metadata sdc:nics sdc:uuid export-volumes volnfs-delegated-dataset \
-    volnfs-control-socket volnfs-squash
+    volnfs-control-socket volnfs-control-connect volnfs-squash
 exec "$VOLNFS" zone-config --metadata "$VOLNFS_METADATA" \
     --out "${VOLNFS_CONFIG:-/opt/volnfs/etc/volnfs.json}" \
     ${VOLNFS_EXPORTS_ROOT:+--exports-root "$VOLNFS_EXPORTS_ROOT"}

@@ -42,6 +42,20 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
         }
         _ => PathBuf::from(DEFAULT_CONTROL_SOCKET),
     };
+    // RFD 69: the global zone's agent listens on a socket mounted read-only
+    // into the zone (e.g. /.zonecontrol/volnfs.sock); volnfs connects to it.
+    let control_connect = match md.string(keys::CONTROL_CONNECT)? {
+        Some(s) if !s.is_empty() => {
+            if !s.starts_with('/') {
+                return Err(bad(
+                    keys::CONTROL_CONNECT,
+                    "must be an absolute path such as /.zonecontrol/volnfs.sock",
+                ));
+            }
+            Some(PathBuf::from(s))
+        }
+        _ => None,
+    };
     let mut networks: Vec<String> = Vec::new();
     for a in &addrs {
         let n = a.network();
@@ -64,6 +78,7 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
         portmap: PortmapFile::default(),
         state_dir: Some(exports_root.join(STATE_DIR_NAME)),
         control_socket: Some(control_socket),
+        control_connect,
         zfs: None,
         snapshot_limit: None,
         exports: volumes
@@ -168,6 +183,30 @@ mod tests {
             .map(|c| c.match_.as_str())
             .collect();
         assert_eq!(nets, ["192.168.4.0/22", "fd00:7::/64"]);
+    }
+
+    #[test]
+    fn the_control_channel_socket_comes_from_metadata() {
+        let with = |v: &str| {
+            md(serde_json::json!({
+                "sdc:nics": [{"ips": ["10.0.0.5/24"]}],
+                "export-volumes": ["data"],
+                "sdc:uuid": "8f2c",
+                "volnfs-control-connect": v,
+            }))
+        };
+        let c = config_from_metadata(&with("/.zonecontrol/volnfs.sock"), Path::new("/e")).unwrap();
+        assert_eq!(
+            c.control_connect.as_deref(),
+            Some(Path::new("/.zonecontrol/volnfs.sock"))
+        );
+        assert!(c.validate().is_ok());
+        let c = config_from_metadata(&with(""), Path::new("/e")).unwrap();
+        assert_eq!(c.control_connect, None, "empty = no channel");
+        let err = config_from_metadata(&with("volnfs.sock"), Path::new("/e"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"volnfs-control-connect\""), "{err}");
     }
 
     #[test]

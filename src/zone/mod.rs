@@ -44,6 +44,7 @@ pub mod keys {
     pub const SIZE_MIB: &str = "volume-size-mib";
     pub const DATASET: &str = "volnfs-delegated-dataset";
     pub const CONTROL_SOCKET: &str = "volnfs-control-socket";
+    pub const CONTROL_CONNECT: &str = "volnfs-control-connect";
     pub const SQUASH: &str = "volnfs-squash";
 }
 
