@@ -315,13 +315,21 @@ pub async fn start_with(
         let id = crate::fs::export_id_for(&e.name);
         let key = handle_key(config.state_dir.as_deref(), id)?;
         let (index, complete) = open_index(config.state_dir.as_deref(), id, &e.name)?;
-        let fs =
-            ExportFs::open(&e.name, &e.path, key, index, complete, e.sync).map_err(|source| {
-                AppError::Export {
-                    name: e.name.clone(),
-                    source,
-                }
-            })?;
+        let fs = ExportFs::open(
+            &e.name,
+            &e.path,
+            key,
+            index,
+            complete,
+            crate::fs::ExportOptions {
+                sync_namespace: e.sync,
+                device_nodes: config.device_nodes,
+            },
+        )
+        .map_err(|source| AppError::Export {
+            name: e.name.clone(),
+            source,
+        })?;
         exports.push(Arc::new(Export {
             fs: Arc::new(fs),
             policy: RwLock::new(e.policy.clone()),

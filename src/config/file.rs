@@ -47,6 +47,9 @@ pub struct ConfigFile {
     pub locking: LockingFile,
     #[serde(default)]
     pub io: IoFile,
+    /// MKNOD of devices: "emulate" (default) or "refuse".
+    #[serde(default)]
+    pub device_nodes: crate::fs::devices::DeviceNodes,
 }
 
 /// The file I/O pool (`crate::iopool`).

@@ -51,6 +51,9 @@ pub struct Config {
     /// manager (clients must mount with `nolock`).
     pub lock_grace: Option<std::time::Duration>,
     pub io: crate::iopool::PoolConfig,
+    /// MKNOD of character and block devices: emulated (marked placeholder
+    /// files) or refused.
+    pub device_nodes: crate::fs::devices::DeviceNodes,
 }
 
 /// One problem found in a configuration.
@@ -132,6 +135,7 @@ impl Config {
             limits: Default::default(),
             lock_grace: Some(std::time::Duration::from_secs(DEFAULT_GRACE_SECONDS)),
             io: Default::default(),
+            device_nodes: Default::default(),
         }
     }
 }

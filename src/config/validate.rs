@@ -234,6 +234,7 @@ impl ConfigFile {
                 .enabled
                 .then(|| std::time::Duration::from_secs(self.locking.grace_seconds)),
             io,
+            device_nodes: self.device_nodes,
         })
     }
 }

@@ -143,6 +143,7 @@ impl ZeroConfig {
             limits: Default::default(),
             lock_grace: (!self.no_lock).then(|| std::time::Duration::from_secs(self.lock_grace)),
             io,
+            device_nodes: Default::default(),
         })
     }
 }

@@ -37,8 +37,15 @@ impl Instance {
         let path = dir.join(format!("{}", std::process::id()));
         let res = (|| {
             use std::os::unix::fs::DirBuilderExt;
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir)?;
-            crate::write_private_file_atomically(&path, "tmp", socket.as_os_str().as_encoded_bytes())
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)?;
+            crate::write_private_file_atomically(
+                &path,
+                "tmp",
+                socket.as_os_str().as_encoded_bytes(),
+            )
         })();
         match res {
             Ok(()) => Some(Instance { path }),

@@ -99,6 +99,7 @@ pub fn config_from_metadata(md: &Metadata, exports_root: &Path) -> Result<Config
         limits: LimitsFile::default(),
         locking: Default::default(),
         io: Default::default(),
+        device_nodes: Default::default(),
     })
 }
 
