@@ -362,13 +362,17 @@ impl ExportFs {
         Ok((of, st2))
     }
 
-    /// Drops all caches and rebuilds the index (after a rollback of the
-    /// dataset).
+    /// After the dataset changed under the server (a rollback): drops every
+    /// cached descriptor and marks the index unverified. Its entries stay:
+    /// each is verified on use (inode, generation) as after a crash, and the
+    /// first handle it cannot resolve walks the tree. So the pause a
+    /// rollback causes does not grow with the number of files.
     pub fn invalidate_all(&self) {
         lock(&self.dirs).clear();
         lock(&self.files).clear();
         self.forget_marks();
         self.forget_snapshots();
-        self.rebuild_index(true);
+        self.index.mark_complete(false);
+        self.index_complete.store(false, Ordering::SeqCst);
     }
 }

@@ -3,8 +3,9 @@
 //! Every export on the dataset stops admitting NFS calls and the running
 //! ones finish (their gates are taken exclusively, in a stable order, so two
 //! volume operations cannot deadlock); the dataset is rolled back; every
-//! cached descriptor is dropped and the handle index rebuilt from the
-//! rolled-back tree; then the exports serve again. Clients see a pause, then
+//! cached descriptor is dropped and the handle index marked unverified (its
+//! entries are checked on use, the tree walked on the first miss: the pause
+//! does not grow with the volume); then the exports serve again. Clients see a pause, then
 //! the old data; handles of objects that no longer exist are STALE.
 
 use std::time::Instant;
@@ -45,13 +46,13 @@ impl ServerState {
         tracing::info!(snapshot, exports = ?exports.iter().map(|e| e.fs.name.as_str()).collect::<Vec<_>>(), "rollback: exports paused");
         let res = self.dataset.snapshot_rollback(snapshot).await;
         // Whatever the outcome, the tree may have changed under the caches:
-        // rebuild from what is there now (each export on the pool).
+        // forget them (each export on the pool: it may wait for the index).
         let client = std::net::IpAddr::from([0, 0, 0, 0]);
         for e in &exports {
             let fs = e.fs.clone();
             let rebuilt = self.pool.run(client, move || fs.invalidate_all()).await;
             if rebuilt.is_none() {
-                tracing::error!(export = %e.fs.name, "rebuilding the handle index after the rollback failed (a bug); handles resolve by walking on use");
+                tracing::error!(export = %e.fs.name, "dropping caches after the rollback failed (a bug); restart volnfs");
             }
         }
         drop(quiet);
