@@ -8,7 +8,8 @@
 #   volume      tests/zfs/volume-e2e.sh          -> prints VOLUME-ZFS OK
 # Exit 0 only if every selected test printed its OK line. Must run as root.
 # Knobs: ZFS_TEST_CACHE (/var/tmp/zfs-vm), ZFS_TEST_SKIP_PREP=1 (no apt), REBUILD=1,
-# ZFS_TEST_TIMEOUT (900 s), ZFS_TEST_MEM (1536 MiB), VOLNFS_BIN, ZFS_TEST_KEEP_LOG.
+# ZFS_TEST_TIMEOUT (900 s), ZFS_TEST_MEM (1536 MiB), VOLNFS_BIN, VAPI_AGENT_BIN (else
+# cargo builds examples/vapi_agent), ZFS_TEST_KEEP_LOG.
 set -euo pipefail
 { # one compound command: bash parses it whole, so editing this file mid-run is safe
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -29,12 +30,16 @@ done
 if [ "${ZFS_TEST_SKIP_PREP:-0}" != 1 ] || [ ! -s "$ZFS_TEST_CACHE/kabi" ]; then
   "$HERE/host-prep.sh"; fi
 t=$(date +%s); KO=$("$HERE/build-module.sh"); say "modules: $KO ($(( $(date +%s) - t ))s)"
+TARGET=${CARGO_TARGET_DIR:-$REPO/target}
 if [ -n "${VOLNFS_BIN:-}" ]; then BIN=$VOLNFS_BIN
-else t=$(date +%s); (cd "$REPO" && cargo build -q --bin volnfs) >&2; BIN=$REPO/target/debug/volnfs; say "cargo build: $(( $(date +%s) - t ))s"; fi
+else t=$(date +%s); (cd "$REPO" && cargo build -q --bin volnfs) >&2; BIN=$TARGET/debug/volnfs; say "cargo build: $(( $(date +%s) - t ))s"; fi
+# the control channel's agent (examples/vapi_agent.rs) for the volume test
+if [ -n "${VAPI_AGENT_BIN:-}" ]; then AGENT=$VAPI_AGENT_BIN
+else (cd "$REPO" && cargo build -q --example vapi_agent) >&2; AGENT=$TARGET/debug/examples/vapi_agent; fi
 W=$(mktemp -d "${TMPDIR:-/tmp}/volnfs-zfs.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 t=$(date +%s)
-ZFS_TEST_KO=$KO "$HERE/build-initramfs.sh" "$W/initramfs.gz" "$BIN" "${args[@]}"
+ZFS_TEST_KO=$KO ZFS_TEST_AGENT=$AGENT "$HERE/build-initramfs.sh" "$W/initramfs.gz" "$BIN" "${args[@]}"
 say "initramfs: $(( $(date +%s) - t ))s, $(du -h "$W/initramfs.gz" | cut -f1)"
 t=$(date +%s)
 "$HERE/run-guest.sh" "$W/initramfs.gz" "${#TESTS[@]}" "$W/guest.log" |

@@ -16,6 +16,7 @@ DS=tank/zones/$UUID/data/vol
 P=/vols/vol
 M=/mnt
 SOCK=/run/volnfs/control.sock
+CHAN=/run/zonecontrol/volnfs.sock   # the control channel's agent socket (RFD 69)
 CFG=/tmp/volnfs.json
 FAILS=0
 pass() { echo "PASS $*"; }
@@ -37,7 +38,7 @@ zpool create -f -o ashift=12 -O mountpoint=none -O atime=off tank "$VDEV" || { e
 "$ZFS" create -p -o mountpoint=/vols "tank/zones/$UUID/data"
 "$ZFS" create -o refquota=200M "$DS"
 # a second export on the same dataset: a subdirectory of the volume
-mkdir -p "$P/d" /tmp/volnfs-state /run/volnfs
+mkdir -p "$P/d" /tmp/volnfs-state /run/volnfs /run/zonecontrol
 cat > "$CFG" <<JSON
 {
   "listen": ["127.0.0.1"],
@@ -46,6 +47,7 @@ cat > "$CFG" <<JSON
   "portmap": { "enabled": true, "port": 111 },
   "state_dir": "/tmp/volnfs-state",
   "control_socket": "$SOCK",
+  "control_connect": "$CHAN",
   "zfs": "$ZFS",
   "snapshot_limit": 64,
   "exports": [
@@ -107,6 +109,52 @@ if out=$(ctl snapshot rollback s1 2>&1); then
 else fail snapshot-rollback "$out"; fi
 # the mount still works for new writes
 if echo after > $M/g && sync && content_is $P/g after; then pass write-after-rollback; else fail write-after-rollback; fi
+
+# ---------------------------------------------------------------- control channel (RFD 69)
+# The agent (examples/vapi_agent.rs) listens; volnfs, started without it, connects out to it.
+# A rollback is requested over the channel, the agent is killed while it runs, a new agent
+# asks for its result by id, and the channel still answers status after it.
+agent_start() { # N: agent N, stdin from a fifo on fd 3, lines in /tmp/agentN.{out,err}
+  rm -f /tmp/agent.in; mkfifo /tmp/agent.in
+  vapi-agent "$CHAN" < /tmp/agent.in > /tmp/agent$1.out 2> /tmp/agent$1.err &
+  APID=$!; exec 3> /tmp/agent.in; }
+send() { echo "$1" >&3; }
+reply_ok() { grep -q "\"id\":\"$1\",\"ok\":true" /tmp/agent$2.out; }   # ID N
+hello_seen() { grep -q '"hello"' /tmp/agent$1.out; }
+sent() { grep -q "^> .*\"id\":\"$1\"" /tmp/agent$2.err; }
+if ! command -v vapi-agent >/dev/null; then fail channel "no vapi-agent in the guest (run.sh builds examples/vapi_agent)"
+else
+  absent=$(grep -c 'no agent to talk to' /tmp/server.log)
+  agent_start 1
+  if until_ok 50 hello_seen 1 && grep -q "\"dataset\":\"$DS\"" /tmp/agent1.out && [ "$absent" = 1 ]; then
+    pass channel-hello "volnfs connected out to $CHAN; absence logged $absent time(s) before; $(grep -o '"protocol":[0-9]*' /tmp/agent1.out)"
+  else fail channel-hello "absent logged $absent times; agent: $(head -c 300 /tmp/agent1.out) $(cat /tmp/agent1.err)"; fi
+  send '{"v":1,"id":"ch-snap","op":"snapshot.create","args":{"name":"ch"}}'
+  if until_ok 100 reply_ok ch-snap 1; then pass channel-snapshot-create "$(grep '"ch-snap"' /tmp/agent1.out | head -c 200)"
+  else fail channel-snapshot-create "$(cat /tmp/agent1.out /tmp/agent1.err | tail -3)"; fi
+  echo changed-after-ch > $M/f && sync
+  t0=$(up)
+  send '{"v":1,"id":"ch-rb","op":"snapshot.rollback","args":{"name":"ch"}}'
+  until_ok 50 sent ch-rb 1
+  kill -9 $APID; wait $APID 2>/dev/null; exec 3>&-   # the agent dies with the rollback in flight
+  agent_start 2
+  if until_ok 50 hello_seen 2 && grep -q '"ch-rb"' /tmp/agent2.out; then
+    pass channel-reconnect "a new agent got a hello listing ch-rb: $(grep -oE '"(running|results)":\[[^]]*\]' /tmp/agent2.out | xargs)"
+  else fail channel-reconnect "$(head -c 400 /tmp/agent2.out) $(cat /tmp/agent2.err)"; fi
+  send '{"v":1,"id":"ch-res","op":"result","args":{"id":"ch-rb","wait":true}}'
+  if until_ok 200 reply_ok ch-res 2 && grep '"ch-res"' /tmp/agent2.out | grep '"state":"done"' | grep -q '"rolled_back_to":"ch"' &&
+     until_ok 100 content_is $M/f v1 && server_alive; then
+    pass channel-rollback "rolled back over the channel, result asked for by id on the next connection after $(( $(up) - t0 )) ms: $(grep '"ch-res"' /tmp/agent2.out | grep -oE '"(paused_ms|state)":[^,]*' | xargs); client sees f=v1"
+  else fail channel-rollback "f=$(cat $M/f 2>&1); $(grep '"ch-res"' /tmp/agent2.out | head -c 400) $(tail -3 /tmp/agent2.err)"; fi
+  send '{"v":1,"id":"ch-st","op":"status"}'
+  if until_ok 100 reply_ok ch-st 2 && grep '"ch-st"' /tmp/agent2.out | grep -q '"snapshot_count":2'; then
+    pass channel-status-after-rollback "the channel answers status after the rollback: $(grep '"ch-st"' /tmp/agent2.out | grep -oE '"snapshot_count":[0-9]+')"
+  else fail channel-status-after-rollback "$(grep '"ch-st"' /tmp/agent2.out | head -c 300) $(tail -3 /tmp/agent2.err)"; fi
+  send '{"v":1,"id":"ch-del","op":"snapshot.delete","args":{"name":"ch"}}'
+  until_ok 100 reply_ok ch-del 2 || fail channel-snapshot-delete "$(tail -2 /tmp/agent2.out)"
+  exec 3>&-; wait $APID 2>/dev/null
+  info channel-log "$(grep 'control channel' /tmp/server.log | sed 's/.*control channel: //; s/ error=.*//' | cut -c1-60 | uniq -c | xargs)"
+fi
 
 # ---------------------------------------------------------------- resize
 check_df() { # step quota-bytes
