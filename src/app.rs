@@ -43,16 +43,61 @@ pub enum AppError {
         #[source]
         source: std::io::Error,
     },
-    #[error("handle key {path}")]
+    #[error("reading handle key {path}")]
     Key {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    #[error("writing a new handle key {path} (state_dir must be writable and have free space)")]
+    KeyWrite {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("handle key {path} is {len} bytes, not 16: restore it from a backup; or, to start over with new handles (every handle clients hold turns STALE, they remount), delete it and move {index} aside")]
+    KeyDamaged {
+        path: PathBuf,
+        index: PathBuf,
+        len: usize,
+    },
+    #[error("handle key {key} is missing but the handle index {index} exists: a new key would make every handle clients hold invalid. Restore {key} from a backup; or, to start over with new handles (clients remount), move {index} aside")]
+    KeyLost { key: PathBuf, index: PathBuf },
+    #[error("handle index {path} cannot be written, nor removed ({remove}): make state_dir writable (read-only, it cannot record the handles clients are given)")]
+    IndexUnwritable {
+        path: PathBuf,
+        remove: std::io::Error,
+        #[source]
+        source: Box<crate::fs::index::IndexError>,
+    },
+    #[error("handle index {path} is held by another process: is another volnfs running with the same state_dir?")]
+    IndexInUse {
+        path: PathBuf,
+        #[source]
+        source: Box<crate::fs::index::IndexError>,
+    },
     #[error("no listen address configured")]
     NoListenAddress,
     #[error("starting the control socket")]
     Control(#[source] Box<crate::control::ControlError>),
+}
+
+impl AppError {
+    /// Whether restarting cannot help: the operator has to act first. Under
+    /// SMF such a start exits with SMF_EXIT_ERR_CONFIG (96), so the service
+    /// goes to maintenance with this message instead of restarting in a loop.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            AppError::Key { .. }
+                | AppError::KeyWrite { .. }
+                | AppError::KeyDamaged { .. }
+                | AppError::KeyLost { .. }
+                | AppError::IndexInUse { .. }
+                | AppError::IndexUnwritable { .. }
+                | AppError::NoListenAddress
+        )
+    }
 }
 
 /// How long a shutdown waits for in-flight calls.
@@ -103,36 +148,48 @@ impl ServerHandle {
 }
 
 /// Loads the export's handle key from the state directory, creating it on
-/// first use; without a state directory the key lives only in memory.
-fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<HandleKey, AppError> {
+/// first use (then `.1` is true: no handle was ever given out with it);
+/// without a state directory the key lives only in memory.
+///
+/// A key that is missing while the export's index exists is not replaced:
+/// the index says handles were given out, and a new key would turn every
+/// one of them into a BADHANDLE for good. The operator decides (restore the
+/// key, or move the index aside to start over).
+fn handle_key(state_dir: Option<&Path>, export_id: u32) -> Result<(HandleKey, bool), AppError> {
     let Some(dir) = state_dir else {
-        return HandleKey::random().map_err(|source| AppError::Key {
+        let key = HandleKey::random().map_err(|source| AppError::Key {
             path: PathBuf::from("(memory)"),
             source,
-        });
+        })?;
+        return Ok((key, true));
     };
-    let path = dir.join(format!("handle-key-{export_id:08x}"));
-    let err = |source| AppError::Key {
-        path: path.clone(),
-        source,
-    };
+    let path = crate::fs::check::key_path(dir, export_id);
     match std::fs::read(&path) {
         Ok(b) if b.len() == 16 => {
             let mut k = [0u8; 16];
             k.copy_from_slice(&b);
-            Ok(HandleKey(k))
+            Ok((HandleKey(k), false))
         }
-        Ok(_) => Err(err(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "not 16 bytes long; restore it from a backup or delete it (clients will see stale handles)",
-        ))),
+        Ok(b) => Err(AppError::KeyDamaged {
+            index: crate::fs::check::index_path(dir, export_id),
+            path,
+            len: b.len(),
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let index = crate::fs::check::index_path(dir, export_id);
+            if index.exists() {
+                return Err(AppError::KeyLost { key: path, index });
+            }
+            let err = |source| AppError::KeyWrite {
+                path: path.clone(),
+                source,
+            };
             create_private_dir(dir).map_err(err)?;
             let key = HandleKey::random().map_err(err)?;
             crate::write_private_file_atomically(&path, "tmp", &key.0).map_err(err)?;
-            Ok(key)
+            Ok((key, true))
         }
-        Err(e) => Err(err(e)),
+        Err(source) => Err(AppError::Key { path, source }),
     }
 }
 
@@ -152,13 +209,29 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 /// Opens the export's persistent handle index under the state directory
-/// (in memory without one). A damaged or unreadable index is moved aside
-/// and rebuilt: it is a cache of what the tree itself says.
+/// (in memory without one); `.1` = the index can be trusted to hold every
+/// handle given out, so a miss is STALE without walking the tree.
+///
+/// The index is a cache of what the tree says, so only an index that could
+/// wrongly claim to be complete stops the server:
+/// - new: trusted only if the key is new too (first start); a new index
+///   beside an old key (the index was lost or moved aside) is rebuilt from
+///   the tree on the first unknown handle;
+/// - damaged (garbage, truncated, another format): moved aside, rebuilt;
+/// - unwritable (full, over quota, an I/O error): removed — an index that
+///   cannot be marked "in use" might say "complete" at the next start and
+///   miss every handle given out meanwhile; unlink needs no space, even on
+///   a full ZFS dataset — and the server runs on an index in memory,
+///   rebuilt from the tree on the first unknown handle;
+/// - unwritable and not removable (a read-only state_dir) or held by
+///   another process: refused, for the operator.
 fn open_index(
     state_dir: Option<&Path>,
     export_id: u32,
     name: &str,
+    new_key: bool,
 ) -> Result<(Store, bool), AppError> {
+    use crate::fs::index::{IndexError, OpenFailure};
     let Some(dir) = state_dir else {
         tracing::warn!(
             export = name,
@@ -166,31 +239,49 @@ fn open_index(
         );
         return Ok((Store::memory(), true));
     };
-    let path = dir.join(format!("index-{export_id:08x}.redb"));
-    create_private_dir(dir).map_err(|source| AppError::Key {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    let path = crate::fs::check::index_path(dir, export_id);
+    let unwritable = |e: IndexError| match std::fs::remove_file(&path) {
+        Err(re) if re.kind() != std::io::ErrorKind::NotFound => Err(AppError::IndexUnwritable {
+            path: path.clone(),
+            remove: re,
+            source: Box::new(e),
+        }),
+        _ => {
+            tracing::error!(export = name, index = %path.display(), error = %crate::error_chain(&e),
+                "the handle index cannot be written: removed it, and serving with an index in memory, rebuilt from the tree on the first unknown handle (the handles clients hold stay valid); free space on the filesystem of state_dir, and the next start keeps the index on disk again");
+            Ok((Store::memory(), false))
+        }
+    };
+    let in_use = |e: IndexError| AppError::IndexInUse {
+        path: path.clone(),
+        source: Box::new(e),
+    };
     match Store::open(&path) {
         Ok(o) => {
             if !o.complete && !o.created {
                 tracing::warn!(export = name, index = %path.display(), "handle index was not closed cleanly: it will be verified and rebuilt on the first miss");
             }
-            // A new index over an existing tree is filled lazily: handles are
-            // only ever given out through LOOKUP/READDIRPLUS/CREATE, which
-            // record them, so a miss means "rebuild" only if incomplete.
-            Ok((o.store, o.complete || o.created))
+            if o.created && !new_key {
+                tracing::warn!(export = name, index = %path.display(), "no handle index beside an existing handle key: it is rebuilt from the tree on the first unknown handle");
+            }
+            Ok((o.store, o.complete || (o.created && new_key)))
         }
-        Err(e) => {
-            let aside = path.with_extension(format!("damaged-{}", std::process::id()));
-            tracing::error!(export = name, error = %e, moved_to = %aside.display(), "handle index unusable; moving it aside and rebuilding");
-            let _ = std::fs::rename(&path, &aside);
-            let o = Store::open(&path).map_err(|e| AppError::Key {
-                path: path.clone(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-            Ok((o.store, false))
-        }
+        Err(e) => match e.failure() {
+            OpenFailure::InUse => Err(in_use(e)),
+            OpenFailure::Unwritable => unwritable(e),
+            OpenFailure::Damaged => {
+                let aside = path.with_extension(format!("damaged-{}", std::process::id()));
+                tracing::error!(export = name, error = %crate::error_chain(&e), moved_to = %aside.display(), "handle index unusable; moving it aside and rebuilding it from the tree on the first unknown handle");
+                if let Err(re) = std::fs::rename(&path, &aside) {
+                    tracing::error!(export = name, index = %path.display(), error = %re, "cannot move the damaged handle index aside");
+                }
+                match Store::open(&path) {
+                    Ok(o) => Ok((o.store, false)),
+                    Err(e) if e.failure() == OpenFailure::InUse => Err(in_use(e)),
+                    Err(e) => unwritable(e),
+                }
+            }
+        },
     }
 }
 
@@ -313,8 +404,8 @@ pub async fn start_with(
     let mut exports = Vec::new();
     for e in &config.exports {
         let id = crate::fs::export_id_for(&e.name);
-        let key = handle_key(config.state_dir.as_deref(), id)?;
-        let (index, complete) = open_index(config.state_dir.as_deref(), id, &e.name)?;
+        let (key, new_key) = handle_key(config.state_dir.as_deref(), id)?;
+        let (index, complete) = open_index(config.state_dir.as_deref(), id, &e.name, new_key)?;
         let fs = ExportFs::open(
             &e.name,
             &e.path,

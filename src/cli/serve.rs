@@ -228,7 +228,13 @@ pub fn run(a: ServeArgs) -> ExitCode {
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("volnfs: {e:#}");
-            ExitCode::FAILURE
+            // Saved state only the operator can fix (a lost or damaged
+            // handle key, an unwritable state_dir at first start): 96 =
+            // SMF_EXIT_ERR_CONFIG, maintenance instead of a restart loop.
+            match e.downcast_ref::<volnfs::app::AppError>() {
+                Some(a) if a.needs_operator() => ExitCode::from(96),
+                _ => ExitCode::FAILURE,
+            }
         }
     }
 }

@@ -110,12 +110,18 @@ pub fn check_export(name: &str, path: &Path, state_dir: &Path) -> CheckReport {
     match std::fs::metadata(&key) {
         Ok(m) if m.len() == 16 => {}
         Ok(m) => r.problems.push(format!(
-            "{}: {} bytes, not 16: restore it from a backup, or delete it (every client handle turns STALE; clients remount)",
+            "{}: {} bytes, not 16: volnfs will not start: restore it from a backup, or delete it and move {} aside (every client handle turns STALE; clients remount)",
             key.display(),
-            m.len()
+            m.len(),
+            index.display()
+        )),
+        Err(e) if index.exists() => r.problems.push(format!(
+            "{}: {e}: volnfs will not start without it while {} exists (a new key would make every handle clients hold invalid): restore it from a backup, or move the index aside to start over (clients remount)",
+            key.display(),
+            index.display()
         )),
         Err(e) => r.problems.push(format!(
-            "{}: {e}: without it every handle clients hold is STALE; restore it from a backup (a new one is made at start)",
+            "{}: {e}: a new one is made at start",
             key.display()
         )),
     }

@@ -81,6 +81,43 @@ pub enum IndexError {
     Format { path: PathBuf, found: u64 },
 }
 
+/// What a failure to open the index means for the server starting up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenFailure {
+    /// The file is not a usable index (garbage, truncated, another format):
+    /// move it aside and rebuild it from the tree.
+    Damaged,
+    /// Another process has it open (a second server on the same state_dir).
+    InUse,
+    /// The file or its directory cannot be written (read-only, full, over
+    /// quota, an I/O error): the file may be fine; leave it alone.
+    Unwritable,
+}
+
+impl IndexError {
+    pub fn failure(&self) -> OpenFailure {
+        match self {
+            IndexError::Format { .. } => OpenFailure::Damaged,
+            IndexError::Open { source, .. } => match &**source {
+                redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
+                    OpenFailure::InUse
+                }
+                // redb reports a file that is not (or no longer) one of its
+                // databases as InvalidData ("magic number mismatch") or a
+                // short read; everything else from the OS is about writing.
+                redb::Error::Io(e) => match e.kind() {
+                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
+                        OpenFailure::Damaged
+                    }
+                    _ => OpenFailure::Unwritable,
+                },
+                redb::Error::PreviousIo => OpenFailure::Unwritable,
+                _ => OpenFailure::Damaged,
+            },
+        }
+    }
+}
+
 fn open_err(path: &Path) -> impl Fn(redb::Error) -> IndexError + '_ {
     move |e| IndexError::Open {
         path: path.to_path_buf(),
@@ -96,6 +133,8 @@ pub struct Shared {
     overlay: Mutex<Overlay>,
     wake: Condvar,
     stop: AtomicBool,
+    /// The last commit failed (logged once, until one succeeds again).
+    failing: AtomicBool,
 }
 
 /// The store behind the index.
@@ -167,6 +206,7 @@ impl Store {
             overlay: Mutex::new(HashMap::new()),
             wake: Condvar::new(),
             stop: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
         });
         let writer = {
             let db = db.clone();
@@ -301,6 +341,14 @@ impl Store {
         } = self
         {
             commit_pending(db, shared, path);
+            let pending = lock(&shared.overlay).len();
+            if complete && pending > 0 {
+                // A commit failed (full or read-only state_dir): marking the
+                // index complete now would turn those handles STALE after
+                // the restart instead of letting a rebuild find them.
+                tracing::warn!(index = %path.display(), pending, "handle index not marked clean: entries could not be committed; the next start rebuilds it on the first miss");
+                return;
+            }
             let res = (|| -> Result<(), redb::Error> {
                 let w = db.begin_write()?;
                 w.open_table(META)?.insert(CLEAN, complete as u64)?;
@@ -381,10 +429,17 @@ fn commit_pending(db: &Database, shared: &Shared, path: &Path) {
                     o.remove(&ino);
                 }
             }
+            drop(o);
+            if shared.failing.swap(false, Ordering::SeqCst) {
+                tracing::info!(index = %path.display(), "handle index committed again");
+            }
         }
-        Err(e) => {
-            tracing::error!(index = %path.display(), error = %e, "committing the handle index failed; will retry")
+        // A full or read-only state_dir fails every 200 ms: say so once. The
+        // entries stay in memory (handles keep resolving) and are retried.
+        Err(e) if !shared.failing.swap(true, Ordering::SeqCst) => {
+            tracing::error!(index = %path.display(), error = %e, "committing the handle index failed: its new entries are kept in memory and retried every 200 ms (free space on, or make writable, the filesystem of state_dir); further failures are not logged until a commit succeeds")
         }
+        Err(_) => {}
     }
 }
 

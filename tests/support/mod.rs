@@ -21,6 +21,7 @@ mod nfs;
 mod process;
 mod rpc;
 mod server;
+mod stopped;
 mod tools;
 
 use std::future::Future;
@@ -35,6 +36,7 @@ pub use {
     process::{parse_ready_line, run_bounded, Ready, BIN},
     rpc::*,
     server::Server,
+    stopped::Stopped,
     tools::*,
 };
 

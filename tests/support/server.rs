@@ -17,14 +17,15 @@ use serde_json::Value;
 
 use super::builder::ServerBuilder;
 use super::process::{self, Ready, BIN, LOG_TAIL_LINES};
+use super::stopped::Stopped;
 
 /// What survives a restart: the builder's settings, the temp dir, the config file.
-struct Setup {
-    builder: ServerBuilder,
+pub(super) struct Setup {
+    pub(super) builder: ServerBuilder,
     /// The temp dir holding everything; its canonical path is `root`.
     _temp: tempfile::TempDir,
-    root: PathBuf,
-    dirs: Vec<PathBuf>,
+    pub(super) root: PathBuf,
+    pub(super) dirs: Vec<PathBuf>,
     /// The config file's contents (config-file mode), as last written.
     config: Mutex<Option<Value>>,
 }
@@ -95,7 +96,7 @@ impl Server {
     }
 
     /// Starts the binary on `setup` (new ports) and waits for its ready line.
-    fn launch(setup: Arc<Setup>) -> Server {
+    pub(super) fn launch(setup: Arc<Setup>) -> Server {
         let mut cmd = setup.builder.command(&setup.dirs, &setup.root);
         let (child, ready) =
             process::spawn_ready(&mut cmd, &setup.log_path()).unwrap_or_else(|e| {
@@ -155,6 +156,25 @@ impl Server {
             let _ = child.wait();
         }
         Server::launch(setup)
+    }
+
+    /// Stops the server (SIGTERM, must exit 0) and keeps its exports, state and config,
+    /// to look at or change before [`Stopped::start`].
+    pub fn stop(self) -> Stopped {
+        let setup = self.setup.clone();
+        let status = self.terminate();
+        assert!(status.success(), "volnfs exited with {status} on SIGTERM");
+        Stopped { setup }
+    }
+
+    /// Kills the server with SIGKILL (a crash) and keeps its exports, state and config.
+    pub fn kill(mut self) -> Stopped {
+        let setup = self.setup.clone();
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Stopped { setup }
     }
 
     /// Sends SIGTERM and waits (bounded) for the process to exit.
@@ -355,7 +375,7 @@ impl Server {
 }
 
 impl Setup {
-    fn log_path(&self) -> PathBuf {
+    pub(super) fn log_path(&self) -> PathBuf {
         self.root.join("server.log")
     }
 
