@@ -10,6 +10,7 @@
 
 use std::ffi::CString;
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -103,6 +104,25 @@ impl ExportFs {
     pub(super) fn evict(&self, ino: u64) {
         lock(&self.dirs).remove(ino);
         lock(&self.files).remove(ino);
+    }
+
+    /// The object's path (the export's path and the first recorded link at
+    /// each level), for log lines; `None` if the index does not reach it.
+    pub fn path_of(&self, ino: u64) -> Option<std::path::PathBuf> {
+        let mut names = Vec::new();
+        let mut at = ino;
+        while at != self.root_ino {
+            if names.len() > 4096 {
+                return None;
+            }
+            let node = self.index.get(at)?;
+            let (parent, name) = node.links.first()?;
+            names.push(std::ffi::OsStr::from_bytes(name).to_os_string());
+            at = *parent;
+        }
+        let mut p = self.path.clone();
+        p.extend(names.iter().rev());
+        Some(p)
     }
 
     fn gen_of(&self, ino: u64) -> u64 {

@@ -48,8 +48,12 @@ pub struct Nfs3 {
     /// This program itself, for the jobs it hands to the pool.
     me: Weak<Nfs3>,
     refused: Mutex<HashSet<IpAddr>>,
-    io_errors: Mutex<HashSet<(String, &'static str)>>,
+    /// (export id, object, kind of operation) whose I/O error was logged.
+    io_errors: Mutex<HashSet<(u32, u64, &'static str)>>,
 }
+
+/// Distinct failing objects logged before the log says "and more".
+const IO_ERRORS_LOGGED: usize = 1024;
 
 /// A call that passed the policy checks.
 struct Admitted {
@@ -83,8 +87,11 @@ impl Nfs3 {
         }
     }
 
-    /// Logs an I/O error of the export's disk once per export and operation.
-    pub(crate) fn log_io_error(&self, export: &str, e: &FsError) {
+    /// Logs an I/O error of the export's disk once per object and kind of
+    /// operation (read, write, commit, metadata), with the object's path:
+    /// a failing sector answers every retry of a client with the same error,
+    /// and one line per call would bury the next file that fails.
+    pub(crate) fn log_io_error(&self, fs: &crate::fs::ExportFs, fh: &FileHandle, e: &FsError) {
         let op: &'static str = match e.op {
             crate::fs::Op::Read => "read",
             crate::fs::Op::Write => "write",
@@ -92,9 +99,22 @@ impl Nfs3 {
             _ => "metadata",
         };
         let mut seen = self.io_errors.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() < 1024 && seen.insert((export.to_string(), op)) {
-            tracing::error!(export, error = %e, "I/O error from the export's disk; clients get NFS3ERR_IO (further errors of this kind are not logged)");
+        if seen.len() > IO_ERRORS_LOGGED || !seen.insert((fs.id, fh.ino, op)) {
+            return;
         }
+        if seen.len() > IO_ERRORS_LOGGED {
+            drop(seen);
+            tracing::error!(export = %fs.name, "more than {IO_ERRORS_LOGGED} objects failed with I/O errors: further ones are not logged (the disk is failing: check it)");
+            return;
+        }
+        drop(seen);
+        // The path as the index knows it: where an operator looks.
+        let path = fs
+            .path_of(fh.ino)
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "(path not known)".into());
+        tracing::error!(export = %fs.name, path, object = fh.ino, op, error = %e,
+            "I/O error from the export's disk; clients get NFS3ERR_IO (further {op} errors of this object are not logged)");
     }
 
     pub fn counts(&self) -> Vec<(&'static str, u64)> {

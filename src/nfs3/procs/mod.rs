@@ -19,11 +19,12 @@ use super::table::{Ctx, Procedure};
 use crate::fs::FsError;
 
 /// The status a filesystem error shows the client. An I/O error is also
-/// logged (once per export and operation): it means the disk failed.
+/// logged (once per object and kind of operation, with its path): it means
+/// the disk failed.
 fn status(ctx: &Ctx<'_>, e: FsError) -> NfsStat {
     let s = NfsStat::from(e);
     if s == NfsStat::Io {
-        ctx.nfs.log_io_error(&ctx.fs.name, &e);
+        ctx.nfs.log_io_error(ctx.fs, &ctx.fh, &e);
     }
     s
 }
