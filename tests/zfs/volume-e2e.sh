@@ -37,8 +37,10 @@ server_alive() { kill -0 "$SPID" 2>/dev/null; }
 zpool create -f -o ashift=12 -O mountpoint=none -O atime=off tank "$VDEV" || { echo "FAIL zpool-create"; echo "VOLUME-ZFS FAIL"; exit 1; }
 "$ZFS" create -p -o mountpoint=/vols "tank/zones/$UUID/data"
 "$ZFS" create -o refquota=200M "$DS"
-# a second export on the same dataset: a subdirectory of the volume
-mkdir -p "$P/d" /tmp/volnfs-state /run/volnfs /run/zonecontrol
+# a second export on the same dataset: a directory of the volume, bind-mounted
+# outside it (exports must not overlap; it is on the volume by its fsid)
+mkdir -p "$P/d" /vols-sub /tmp/volnfs-state /run/volnfs /run/zonecontrol
+mount --bind "$P/d" /vols-sub
 cat > "$CFG" <<JSON
 {
   "listen": ["127.0.0.1"],
@@ -53,7 +55,7 @@ cat > "$CFG" <<JSON
   "exports": [
     { "name": "/exports/data", "path": "$P", "dataset": "$DS",
       "clients": [ { "match": "127.0.0.1", "access": "rw", "squash": "no_root_squash" } ] },
-    { "name": "/exports/sub", "path": "$P/d",
+    { "name": "/exports/sub", "path": "/vols-sub",
       "clients": [ { "match": "127.0.0.1", "access": "rw", "squash": "no_root_squash" } ] }
   ]
 }
@@ -214,12 +216,63 @@ if echo "$out" | grep -q snapshot_count; then info status "$(echo "$out" | grep 
 else fail status "$out"; fi
 for i in $(seq 1 $NC); do ctl snapshot delete c$i >/dev/null 2>&1; done
 
+# ---------------------------------------------------------------- snapshots browsable (read-only)
+echo before > $M/browse && sync
+ctl snapshot create b1 >/dev/null || fail snapshot-browse-create
+echo after > $M/browse && sync
+if until_ok 50 content_is $M/.zfs/snapshot/b1/browse before && content_is $M/browse after; then
+  pass snapshot-browse "$M/.zfs/snapshot/b1/browse has the snapshot's bytes, the live file the new ones"
+else fail snapshot-browse "snapshot: $(cat $M/.zfs/snapshot/b1/browse 2>&1), live: $(cat $M/browse 2>&1); ls: $(ls $M/.zfs/snapshot 2>&1 | xargs)"; fi
+if cp $M/.zfs/snapshot/b1/browse $M/restored && content_is $M/restored before; then pass snapshot-restore-one-file "cp out of the snapshot"
+else fail snapshot-restore-one-file; fi
+if ls $M/.zfs/snapshot | grep -qx b1; then pass snapshot-list-dir "$(ls $M/.zfs/snapshot | xargs)"; else fail snapshot-list-dir "$(ls $M/.zfs/snapshot 2>&1)"; fi
+ro=1
+(echo x > $M/.zfs/snapshot/b1/browse) 2>/dev/null && ro=0
+(echo x > $M/.zfs/snapshot/b1/newfile) 2>/dev/null && ro=0
+mkdir $M/.zfs/snapshot/evil 2>/dev/null && ro=0
+rmdir $M/.zfs/snapshot/b1 2>/dev/null && ro=0
+"$ZFS" list -H -t snapshot -o name | grep -q '@evil' && ro=0
+"$ZFS" list -H -t snapshot -o name | grep -qx "$DS@b1" || ro=0
+if [ $ro = 1 ] && content_is $P/.zfs/snapshot/b1/browse before; then pass snapshot-read-only "writes, mkdir and rmdir under .zfs refused; no snapshot made or destroyed"
+else fail snapshot-read-only "a write under .zfs got through"; fi
+# snapdir: .zfs listed only when visible; found by name either way
+hidden_ok=1; ls -a $M | grep -qx .zfs && hidden_ok=0
+"$ZFS" set snapdir=visible "$DS"; echo 3 > /proc/sys/vm/drop_caches
+umount $M && mount -t nfs -o vers=3,nolock,proto=tcp,port=2049,mountport=20048,mountproto=tcp 127.0.0.1:/exports/data $M
+visible_ok=0; ls -a $M | grep -qx .zfs && visible_ok=1
+"$ZFS" set snapdir=hidden "$DS"
+if [ $hidden_ok = 1 ] && [ $visible_ok = 1 ]; then pass snapshot-snapdir "hidden: not in ls -a; visible: listed"
+else fail snapshot-snapdir "hidden listed=$((1-hidden_ok)) visible listed=$visible_ok"; fi
+# handles survive a restart while the snapshot exists, and are STALE once it is gone
+exec 4< $M/.zfs/snapshot/b1/browse
+kill -TERM $SPID; wait $SPID
+"$VOLNFS" serve --config "$CFG" >/tmp/server.out 2>>/tmp/server.log 4<&- &   # not holding the test's open file (it would keep $M busy)
+SPID=$!
+until_ok 300 grep -q '^ready ' /tmp/server.out || fail snapshot-restart "no ready line after restart"
+echo 3 > /proc/sys/vm/drop_caches   # the READ must reach the server
+if [ "$(cat <&4)" = before ]; then pass snapshot-handle-after-restart "an open file of the snapshot reads after a server restart"
+else fail snapshot-handle-after-restart; fi
+exec 4<&-
+exec 5< $M/.zfs/snapshot/b1/browse
+if out=$(ctl snapshot delete b1 2>&1) && ! "$ZFS" list -H -t snapshot -o name | grep -qx "$DS@b1"; then
+  echo 3 > /proc/sys/vm/drop_caches
+  if cat <&5 >/dev/null 2>&1; then fail snapshot-deleted-while-open "the deleted snapshot still reads"
+  else pass snapshot-deleted-while-open "deleted while a client had a file open: $out; the file no longer reads"; fi
+else fail snapshot-deleted-while-open "$out"; fi
+exec 5<&-
+
 # ---------------------------------------------------------------- shutdown
 umount $M2 || fail umount-second-export
-umount $M || fail umount
+# the kernel client mounted each snapshot it entered as a submount (its own fsid), as it
+# does for any server's crossed mountpoint; they expire after 500 s idle, or go first
+subs=$(awk -v m="$M/" 'index($2, m) == 1 {print $2}' /proc/mounts | sort -r)
+[ -n "$subs" ] && info client-submounts "$(echo $subs | xargs)"
+for s in $subs; do umount "$s" || fail umount-submount "$s"; done
+umount $M || fail umount "$(awk -v m="$M" 'index($2, m) == 1' /proc/mounts | xargs)"
 kill -TERM $SPID; i=0; while server_alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if server_alive; then fail server-exit "still running 10 s after SIGTERM"; kill -9 $SPID
 else wait $SPID; rc=$?; [ $rc = 0 ] && pass server-exit "exit 0 on SIGTERM" || fail server-exit "exit $rc"; fi
 if grep -qiE 'panic|error' /tmp/server.log; then info server-log "$(grep -iE 'panic|error' /tmp/server.log | head -5 | tr '\n' ' ')"; fi
+umount /vols-sub 2>/dev/null
 zpool export tank
 if [ $FAILS = 0 ]; then echo "VOLUME-ZFS OK"; else echo "VOLUME-ZFS FAIL ($FAILS failed)"; tail -30 /tmp/server.log; exit 1; fi
