@@ -9,6 +9,10 @@
 #   bench/harness.sh --target label=ganesha,nfsport=21049,mountport=21048,export=/var/tmp/bench-export,pid=123 \
 #                --target label=ours,nfsport=21149,mountport=21148,export=/srv/x,pid=456
 #   (target keys: label host nfsport mountport export pid; host defaults to 127.0.0.1)
+# The local row (no server: the same operations as system calls on a directory, by
+# bench/client/localbench; null tests are skipped for it):
+#   --target label=local,local=/var/tmp/volnfs-bench/local-export[,sync=1]
+#   (sync=1: the metadata test fsyncs the directory after each create and remove)
 #
 # Options:
 #   --reps N          repetitions per test and target (default 5)
@@ -41,6 +45,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 NFSBENCH=$HERE/client/nfsbench
+LOCALBENCH=$HERE/client/localbench
 
 REPS=5; SIZE=1G; SEQ_QD=8; RAND_SECS=10; META_FILES=10000; META_FSIZE=0; WARMUP=0; QUIET_WAIT=5; KEEP=0; NICE=-10; URL_ARGS=""; RUN_TIMEOUT=""; SPIN=0
 TESTS=seqwrite,seqread,randread1,randread16,randwrite1,randwrite16,meta1,meta16,null1,null16
@@ -84,7 +89,7 @@ while [ $# -gt 0 ]; do
 done
 flush_simple
 [ ${#TARGETS[@]} -gt 0 ] || { sed -n 2,40p "$0"; exit 2; }
-[ -x "$NFSBENCH" ] || make -s -C "$HERE/client"
+[ -x "$NFSBENCH" ] && [ -x "$LOCALBENCH" ] || make -s -C "$HERE/client"
 OUT=${OUT:-$HERE/results/$(date +%Y%m%d-%H%M%S)}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((300 + 3 * ${RAND_SECS%.*}))}
 mkdir -p "$OUT"
@@ -177,12 +182,18 @@ for test in "${TLIST[@]}"; do
       url="nfs://$host$(kv export "$tgt")?nfsport=$(kv nfsport "$tgt")&mountport=$(kv mountport "$tgt")${URL_ARGS:+&$URL_ARGS}"
       spid=$(kv pid "$tgt")
       IFS='|' read -r args metric unit <<< "$(test_args "$test" "$lab")"
+      bench=$NFSBENCH
+      if [ -n "$(kv local "$tgt")" ]; then   # the local row: system calls, no server
+        case "$test" in null*) continue;; esac
+        bench=$LOCALBENCH url=$(kv local "$tgt")
+        [ "$(kv sync "$tgt")" = 1 ] && [ "${test#meta}" != "$test" ] && args+=" -S"
+      fi
       wait_quiet
       [ "$NICE" != 0 ] && renice_server "$spid"   # threads may have been created since
       s0=$(proc_cpu "$spid"); b0=$(sys_busy); q0=$(sys_sirq); p0=$(spin_cpu)
       # shellcheck disable=SC2086
-      if ! res=$(timeout -k 5 "$RUN_TIMEOUT" nice -n "$NICE" "$NFSBENCH" "$url" $args 2>>"$LOG"); then
-        echo "FAILED: $lab $test rep $rep ($NFSBENCH '$url' $args)" | tee -a "$LOG" >&2
+      if ! res=$(timeout -k 5 "$RUN_TIMEOUT" nice -n "$NICE" "$bench" "$url" $args 2>>"$LOG"); then
+        echo "FAILED: $lab $test rep $rep ($bench '$url' $args)" | tee -a "$LOG" >&2
         echo "$lab,$test,$rep,$metric,,$unit,,,,,FAILED" >> "$RAW"
         continue
       fi
@@ -209,6 +220,7 @@ done
 if [ "$KEEP" -eq 0 ]; then
   for tgt in "${TARGETS[@]}"; do
     lab=$(kv label "$tgt"); host=$(kv host "$tgt"); host=${host:-127.0.0.1}
+    if [ -n "$(kv local "$tgt")" ]; then rm -f "$(kv local "$tgt")/nfsbench-$lab.dat"; continue; fi
     url="nfs://$host$(kv export "$tgt")?nfsport=$(kv nfsport "$tgt")&mountport=$(kv mountport "$tgt")${URL_ARGS:+&$URL_ARGS}"
     timeout 60 "$NFSBENCH" "$url" rm -f "nfsbench-$lab.dat" >/dev/null 2>&1 || true
   done

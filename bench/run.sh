@@ -12,6 +12,16 @@
 #                  in memory), to measure what sync metadata and the handle store cost
 #   --compare LABEL=BIN  also run another volnfs binary (e.g. a build of an older commit)
 #                  as target LABEL, interleaved with the rest (repeatable): an A/B of two builds
+#   --no-local     leave out the local rows (`local`: the same operations as system calls on
+#                  the work directory's filesystem, no NFS; `local-sync`: the same, with the
+#                  metadata test fsyncing the directory after each create and remove, as volnfs
+#                  does): the physical limit each server's number is read against
+#   --fresh-fs SIZE  make a new ext4 filesystem of SIZE (e.g. 16G, sparse file DIR.img, loop
+#                  device) and mount it on DIR for the run: every target starts on the same
+#                  empty filesystem (ext4's create rate differs many-fold between directories
+#                  of an aged filesystem); unmounted and removed at the end
+#   --peers        also run peers that are not NFS servers people deploy but Rust crates:
+#                  nfsserve's mirrorfs example (bench/peers/nfsserve.sh builds it once)
 #   anything else is passed to bench/harness.sh, e.g. --reps 3 --size 256M --rand-secs 5
 #                  --meta-files 2000 --tests seqwrite,null1 --warmup 1 --spin --out DIR
 #
@@ -21,7 +31,7 @@
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=(); VARIANTS=0; COMPARE=()
+DIR=/var/tmp/volnfs-bench; BUILD=1; ONLY=""; SMOKE=(); VARIANTS=0; COMPARE=(); LOCAL=1; FRESH=""; PEERS=0
 ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -31,7 +41,10 @@ while [ $# -gt 0 ]; do
     --only) ONLY=$2; shift 2;;
     --variants) VARIANTS=1; shift;;
     --compare) COMPARE+=("$2"); shift 2;;
-    -h|--help) sed -n 2,15p "$0"; exit 0;;
+    --no-local) LOCAL=0; shift;;
+    --fresh-fs) FRESH=$2; shift 2;;
+    --peers) PEERS=1; shift;;
+    -h|--help) sed -n 2,27p "$0"; exit 0;;
     *) ARGS+=("$1"); shift;;
   esac
 done
@@ -55,14 +68,24 @@ cleanup() {
       kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
     else
       st=0; wait "$pid" 2>/dev/null || st=$?
-      echo "volnfs (pid $pid) died during the run: exit status $st; logs: $DIR/*.log" >&2
+      echo "a server (pid $pid) died during the run: exit status $st; logs: $DIR/*.log" >&2
     fi
   done
   [ "$ONLY" = volnfs ] || "$HERE/ganesha.sh" stop --state "$DIR/ganesha" >/dev/null || true
+  if [ -n "$FRESH" ] && mountpoint -q "$DIR"; then
+    umount "$DIR" || umount -l "$DIR"; rm -f "$DIR.img"; fi
 }
 trap cleanup EXIT INT TERM
 
 mkdir -p "$DIR"
+if [ -n "$FRESH" ]; then
+  need mkfs.ext4 e2fsprogs
+  mountpoint -q "$DIR" && { echo "$DIR is already a mount point" >&2; exit 1; }
+  rm -f "$DIR.img"; truncate -s "$FRESH" "$DIR.img"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$DIR.img"
+  mount -o loop "$DIR.img" "$DIR"
+  echo "# fresh ext4 of $FRESH on $DIR ($(findmnt -no SOURCE "$DIR"))"
+fi
 TARGETS=()
 if [ "$ONLY" != volnfs ]; then
   rm -rf "$DIR/ganesha-export"; mkdir -p "$DIR/ganesha-export"
@@ -105,4 +128,21 @@ if [ "$ONLY" != ganesha ]; then
   done
 fi
 
+if [ "$PEERS" = 1 ]; then
+  # nfsserve's mirrorfs demo: port 11111 (fixed in its source), MOUNT on the same port, export "/"
+  NS=$("$HERE/peers/nfsserve.sh")
+  ss -ltn "sport = :11111" | grep -q LISTEN && { echo "port 11111 is taken; nfsserve's demo needs it" >&2; exit 1; }
+  rm -rf "$DIR/nfsserve-export"; mkdir -p "$DIR/nfsserve-export"
+  "$NS" "$DIR/nfsserve-export" > "$DIR/nfsserve.log" 2>&1 < /dev/null &
+  NSP=$!; VOLNFS_PIDS+=("$NSP")
+  for _ in $(seq 100); do ss -ltn "sport = :11111" | grep -q LISTEN && break; sleep 0.1; done
+  TARGETS+=(--target "label=nfsserve,nfsport=11111,mountport=11111,export=/,pid=$NSP")
+fi
+
+# after the servers: the first target is the baseline of the ratio column
+if [ "$LOCAL" = 1 ]; then
+  for l in local local-sync; do rm -rf "${DIR:?}/$l-export"; mkdir -p "$DIR/$l-export"; done
+  TARGETS+=(--target "label=local,local=$DIR/local-export")
+  TARGETS+=(--target "label=local-sync,local=$DIR/local-sync-export,sync=1")
+fi
 "$HERE/harness.sh" "${TARGETS[@]}" "${SMOKE[@]}" "${ARGS[@]}"
