@@ -62,6 +62,9 @@ struct State {
     ready: VecDeque<IpAddr>,
     threads: usize,
     idle: usize,
+    /// Idle threads already woken for a ready client but not yet running:
+    /// another ready client needs another thread, not the same wakeup.
+    woken: usize,
     queued_jobs: usize,
     running_jobs: usize,
     shutdown: bool,
@@ -136,7 +139,8 @@ impl IoPool {
     /// A client became ready: an idle thread takes it, or a new one starts
     /// (up to the limit; else the next thread to finish takes it).
     fn wake_one(&self, g: &mut State) {
-        if g.idle > 0 {
+        if g.idle > g.woken {
+            g.woken += 1;
             self.inner.work.notify_one();
         } else if g.threads < self.inner.cfg.threads {
             g.threads += 1;
@@ -203,6 +207,7 @@ impl IoPool {
                 .unwrap_or_else(|p| p.into_inner());
             g = ng;
             g.idle -= 1;
+            g.woken = g.woken.saturating_sub(1);
             if timeout.timed_out() && g.ready.is_empty() && g.threads > WARM_THREADS && !g.shutdown
             {
                 break;
@@ -357,6 +362,46 @@ mod tests {
         pool.shutdown(Duration::from_secs(10));
         assert_eq!(running.load(Ordering::SeqCst), 0);
         assert_eq!(peak.load(Ordering::SeqCst), 3);
+    }
+
+    /// Two clients ready at once with one idle thread: the second gets a
+    /// thread of its own at once, not the first one's wakeup (it used to
+    /// wait until a running job finished: 100 ms behind a cold read).
+    #[test]
+    fn two_clients_ready_at_once_both_run_at_once() {
+        for _ in 0..50 {
+            let pool = IoPool::new(PoolConfig {
+                threads: 4,
+                per_client: 1,
+            });
+            // One thread, idle.
+            let (tx, rx) = mpsc::channel();
+            pool.submit(ip(9), Box::new(move || tx.send(()).unwrap()));
+            rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            wait_until("the first thread is idle", || {
+                let g = pool.lock();
+                g.idle == 1 && g.running_jobs == 0
+            });
+            let gate = Arc::new(Gate::default());
+            let (started_tx, started_rx) = mpsc::channel();
+            for client in [1, 2] {
+                let (gate, started_tx) = (gate.clone(), started_tx.clone());
+                pool.submit(
+                    ip(client),
+                    Box::new(move || {
+                        started_tx.send(client).unwrap();
+                        gate.wait();
+                    }),
+                );
+            }
+            for _ in 0..2 {
+                started_rx
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("both clients' jobs run while neither has finished");
+            }
+            gate.open();
+            pool.shutdown(Duration::from_secs(10));
+        }
     }
 
     #[test]
