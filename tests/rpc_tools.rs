@@ -109,6 +109,46 @@ fn rpcinfo_reaches_nfs_and_mountd_over_tcp_and_udp() {
     });
 }
 
+/// `rpcinfo -l` asks RPCBIND v4 GETADDRLIST: every transport of one program
+/// and version, with its universal address.
+#[test]
+#[ignore = "needs root"]
+fn rpcinfo_l_lists_every_transport_of_a_program() {
+    with_server_on_port_111(|server| {
+        block_on(async {
+            for (prog, port) in [("100003", server.nfs_port), ("100005", server.mount_port)] {
+                let (status, out, err) =
+                    run_tool("rpcinfo", &["-l", "127.0.0.1", prog, "3"], TOOL_LIMIT).await;
+                assert!(
+                    status.success(),
+                    "rpcinfo -l {prog} 3 failed: {status}\n{out}\n{err}"
+                );
+                let addr = format!("127.0.0.1.{}.{}", port >> 8, port & 0xff);
+                for netid in ["tcp", "udp"] {
+                    assert!(
+                        out.lines().any(|l| {
+                            let r: Vec<&str> = l.split_whitespace().collect();
+                            r.len() >= 4
+                                && r[0] == prog
+                                && r[1] == "3"
+                                && r[2].split('/').nth(1) == Some(netid)
+                                && r[3] == addr
+                        }),
+                        "rpcinfo -l {prog} 3: no {netid} entry at {addr}:\n{out}"
+                    );
+                }
+            }
+            // A program the server does not have: no entries, and rpcinfo says so.
+            let (status, out, err) =
+                run_tool("rpcinfo", &["-l", "127.0.0.1", "100099", "1"], TOOL_LIMIT).await;
+            assert!(
+                !out.contains("100099"),
+                "rpcinfo -l of an unknown program listed it: {status}\n{out}\n{err}"
+            );
+        });
+    });
+}
+
 #[test]
 #[ignore = "needs root"]
 fn rpcinfo_rpcbind_dump_lists_universal_addresses() {

@@ -33,7 +33,7 @@ pub use {
     builder::{ExportSpec, ServerBuilder, EXPORT_NAME},
     netns::{enter_private_netns, in_private_netns},
     nfs::*,
-    process::{parse_ready_line, run_bounded, Ready, BIN},
+    process::{parse_ready_line, run_bounded, signal, spawn_ready, wait_with_timeout, Ready, BIN},
     rpc::*,
     server::Server,
     stopped::Stopped,
