@@ -41,6 +41,9 @@ pub struct CheckReport {
     /// The index was closed cleanly (else it is verified on use and
     /// rebuilt on the first miss).
     pub clean: bool,
+    /// The server was killed with the index open: what was checked is a
+    /// repaired copy, as the server repairs it at start.
+    pub repaired: bool,
     pub entries: usize,
     pub links_current: usize,
     pub links_stale: usize,
@@ -54,6 +57,30 @@ pub struct CheckReport {
 impl CheckReport {
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
+    }
+}
+
+/// A copy of an index a killed server left, in the temp dir (removed on
+/// drop), opened for writing so that redb repairs it: it repairs a database
+/// only then, which check-state must not do to the real one.
+struct RepairedCopy(PathBuf);
+
+impl RepairedCopy {
+    fn of(index: &Path) -> Result<(RepairedCopy, redb::Database), redb::Error> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = RepairedCopy(
+            std::env::temp_dir().join(format!("volnfs-check-{}-{n}.redb", std::process::id())),
+        );
+        std::fs::copy(index, &copy.0)?;
+        let db = redb::Database::create(&copy.0)?;
+        Ok((copy, db))
+    }
+}
+
+impl Drop for RepairedCopy {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -129,8 +156,28 @@ pub fn check_export(name: &str, path: &Path, state_dir: &Path) -> CheckReport {
         r.problems.push(format!("{}: no index (a new one is made at start; clients' handles are found again by walking the tree)", index.display()));
         return r;
     }
-    let db = match redb::ReadOnlyDatabase::open(&index) {
-        Ok(db) => db,
+    let mut _copy = None;
+    let db: Box<dyn ReadableDatabase> = match redb::ReadOnlyDatabase::open(&index) {
+        Ok(db) => Box::new(db),
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+            r.problems
+                .push(format!("{}: in use: stop volnfs first", index.display()));
+            return r;
+        }
+        // Left by a server that was killed (or lost power): the server
+        // repairs it when it opens it. Check what that repair gives, on a
+        // copy, so that nothing here writes to the state.
+        Err(redb::DatabaseError::RepairAborted) => match RepairedCopy::of(&index) {
+            Ok((copy, db)) => {
+                r.repaired = true;
+                _copy = Some(copy);
+                Box::new(db)
+            }
+            Err(e) => {
+                r.problems.push(format!("{}: not closed cleanly, and a repaired copy cannot be made ({e}): start volnfs (it repairs the index), or move it aside (it is rebuilt from the tree)", index.display()));
+                return r;
+            }
+        },
         Err(e) => {
             r.problems.push(format!("{}: cannot open it ({e}); stop volnfs first, or move it aside (it is rebuilt from the tree)", index.display()));
             return r;
