@@ -11,6 +11,9 @@ pub mod control;
 pub mod dataset;
 pub mod exports;
 pub mod fs;
+/// Entry points for the fuzz targets in `fuzz/` only (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod iopool;
 pub mod logging;
 pub mod mount;

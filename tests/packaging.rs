@@ -5,7 +5,7 @@
 //! cannot run here: the boot scripts run under bash with a stand-in
 //! `mdata-get`, and `zone-setup` against a stand-in `zfs` that keeps its
 //! datasets in a directory and answers like `zfs get -H -p` (the parsers
-//! themselves are unit-tested on captured output in `src/zfs.rs`).
+//! themselves are unit-tested on captured output in `src/sys/zfs/`).
 
 mod support;
 

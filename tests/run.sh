@@ -5,9 +5,11 @@
 #     rpcinfo, showmount), once with the Linux implementations of src/sys and once in
 #     posix mode (--cfg volnfs_posix: the implementations illumos runs); both with
 #     --include-ignored, so the `needs root` and `slow` tests run too;
-#  3. real OpenZFS in a QEMU guest (tests/zfs/run.sh: zone-setup and the
+#  3. the fuzz targets (fuzz/smoke.sh): every committed corpus input once, then a few
+#     seconds of fuzzing each (cargo +nightly fuzz; ~3 min with a warm target dir);
+#  4. real OpenZFS in a QEMU guest (tests/zfs/run.sh: zone-setup and the
 #     snapshot/rollback/resize volume test);
-#  4. the Linux kernel client end to end in a QEMU guest (tests/e2e/run.sh), all workloads,
+#  5. the Linux kernel client end to end in a QEMU guest (tests/e2e/run.sh), all workloads,
 #     then the Docker-style mounts, restart and application-mix workloads again against
 #     the posix-mode binary.
 # Needs root and the packages .ci/run installs (tests/zfs/run.sh installs its own: contrib
@@ -16,6 +18,7 @@
 #   bash tests/run.sh                         # everything
 #   VOLNFS_SKIP_ILLUMOS=1 bash tests/run.sh   # without the illumos check (say so loudly)
 #   VOLNFS_SKIP_POSIX=1 bash tests/run.sh     # without the posix-mode runs (say so loudly)
+#   VOLNFS_SKIP_FUZZ=1 bash tests/run.sh      # without the fuzz targets (say so loudly)
 #   VOLNFS_SKIP_ZFS=1 bash tests/run.sh       # without the ZFS guest (say so loudly)
 #   VOLNFS_SKIP_E2E=1 bash tests/run.sh       # without the kernel-client guest (say so loudly)
 set -euo pipefail
@@ -39,6 +42,13 @@ if [ "${VOLNFS_SKIP_POSIX:-0}" = 1 ]; then
 else
   echo "== cargo test (unit + integration), posix mode: the illumos implementations of src/sys"
   "${posix_env[@]}" cargo test --all-targets -- --include-ignored --test-threads="$threads"
+fi
+
+if [ "${VOLNFS_SKIP_FUZZ:-0}" = 1 ]; then
+  echo "== SKIPPED: fuzz targets (VOLNFS_SKIP_FUZZ=1)"
+else
+  echo "== fuzz targets over their committed corpora, then briefly each (fuzz/smoke.sh)"
+  bash fuzz/smoke.sh
 fi
 
 if [ "${VOLNFS_SKIP_ZFS:-0}" = 1 ]; then

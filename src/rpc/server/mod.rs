@@ -76,8 +76,8 @@ const WAIT_FOR_SLOT: Duration = Duration::from_secs(10);
 /// over TCP, the reply bytes reserved in the connection's budget. Dropping
 /// it gives both back.
 pub struct Ticket {
-    _inflight: OwnedSemaphorePermit,
-    room: Option<tcp::Room>,
+    pub(crate) _inflight: OwnedSemaphorePermit,
+    pub(crate) room: Option<tcp::Room>,
 }
 
 /// Decides at accept time whether a client address may talk to us at all.

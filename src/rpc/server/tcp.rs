@@ -47,7 +47,7 @@ fn kib(bytes: usize) -> u32 {
 }
 
 /// Reply bytes reserved in a connection's budget.
-pub(super) struct Room(OwnedSemaphorePermit);
+pub(crate) struct Room(OwnedSemaphorePermit);
 
 impl Room {
     /// Keeps only what a reply of `bytes` needs until it is written.

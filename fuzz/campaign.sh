@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# The fuzzing campaign: runs every target (or the ones named) for RUNS
+# executions each, one target at a time at the lowest priority (this machine
+# has two cores and is shared), starting from the committed corpus; then
+# minimizes the grown corpus back into fuzz/corpus/TARGET (cargo fuzz cmin)
+# and writes fuzz/RESULTS.md: per target the executions, execs/s, coverage
+# (libFuzzer's final cov/ft), corpus size, peak RSS and crashes.
+#
+#   bash fuzz/campaign.sh                       # 10 M executions per target
+#   VOLNFS_FUZZ_RUNS=1000000 bash fuzz/campaign.sh nfs3 mount
+#   VOLNFS_FUZZ_MAX_TIME=600 bash fuzz/campaign.sh   # and at most 10 min each
+#
+# Every run uses -rss_limit_mb=256 and -timeout=25 (seconds per input; the
+# harness itself reports a call unanswered after 20 s as a hang). A crash,
+# hang or memory blowup stops that target's run (libFuzzer does) and leaves
+# the input in fuzz/artifacts/TARGET/; the campaign goes on with the next
+# target and counts it. Results of targets not run this time are kept from
+# the previous RESULTS.md (fuzz/results/*.tsv hold them).
+set -euo pipefail
+cd "$(dirname "$0")"
+runs=${VOLNFS_FUZZ_RUNS:-10000000}
+max_time=${VOLNFS_FUZZ_MAX_TIME:-0}
+export CARGO_TARGET_DIR=${VOLNFS_FUZZ_TARGET_DIR:-/var/tmp/volnfs-fuzz-target}
+bindir=$CARGO_TARGET_DIR/x86_64-unknown-linux-gnu/release
+work=$(mktemp -d /var/tmp/volnfs-campaign.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then
+  mapfile -t targets < <(cargo +nightly fuzz list)
+fi
+
+echo "== building the fuzz targets (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+nice -n 19 cargo +nightly fuzz build
+
+mkdir -p results artifacts
+for t in "${targets[@]}"; do
+  echo "== $t: $runs executions$([ "$max_time" != 0 ] && echo ", at most ${max_time}s")"
+  mkdir -p "corpus/$t" "artifacts/$t" "$work/$t"
+  cp -a "corpus/$t/." "$work/$t/"
+  before=$(find "artifacts/$t" -type f | wc -l)
+  start=$(date +%s)
+  set +e
+  nice -n 19 "$bindir/$t" -runs="$runs" -max_total_time="$max_time" \
+    -rss_limit_mb=256 -timeout=25 -print_final_stats=1 \
+    -artifact_prefix="artifacts/$t/" "$work/$t" >"$work/$t.log" 2>&1
+  rc=$?
+  set -e
+  secs=$(($(date +%s) - start))
+  crashes=$(($(find "artifacts/$t" -type f | wc -l) - before))
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$t.log" | tail -1)
+  eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$work/$t.log" | tail -1)
+  rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$work/$t.log" | tail -1)
+  last=$(grep -E '^#[0-9]+' "$work/$t.log" | tail -1 || true)
+  cov=$(sed -nE 's/.* cov: ([0-9]+).*/\1/p' <<<"$last")
+  ft=$(sed -nE 's/.* ft: ([0-9]+).*/\1/p' <<<"$last")
+  if [ "$rc" != 0 ]; then
+    echo "   exit $rc; the end of its log:"
+    grep -vE '^#[0-9]+' "$work/$t.log" | tail -40 | sed 's/^/   | /'
+  fi
+  echo "== $t: cmin"
+  cp -a "$work/$t/." "corpus/$t/"
+  nice -n 19 cargo +nightly fuzz cmin "$t" "corpus/$t" -- -rss_limit_mb=256 -timeout=25 \
+    >"$work/$t.cmin.log" 2>&1 || { tail -20 "$work/$t.cmin.log"; exit 1; }
+  files=$(find "corpus/$t" -type f | wc -l)
+  bytes=$(du -sb "corpus/$t" | cut -f1)
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$t" "${execs:-0}" "$secs" "${eps:-0}" \
+    "${cov:-?}" "${ft:-?}" "$files" "$bytes" "${rss:-?}" "$crashes" "$(date -u +%Y-%m-%d)" \
+    >"results/$t.tsv"
+  echo "   execs ${execs:-0} in ${secs}s (${eps:-0}/s), cov ${cov:-?} ft ${ft:-?}, corpus $files files, crashes $crashes"
+done
+
+{
+  echo "# Fuzzing results"
+  echo
+  echo "Written by \`fuzz/campaign.sh\` (last run $(date -u '+%Y-%m-%d %H:%M UTC'), on $(nproc) cores, \`nice -n 19\`, one target at a time)."
+  echo "Each target starts from its committed corpus; \`-rss_limit_mb=256 -timeout=25\`; cov/ft are the"
+  echo "edge and feature counts of libFuzzer's last status line; corpus is after \`cargo fuzz cmin\`;"
+  echo "crashes counts the inputs left in \`fuzz/artifacts/\` by that run (crash, hang or memory blowup)."
+  echo
+  echo "| target | execs | seconds | execs/s | cov | ft | corpus files | corpus bytes | peak RSS MB | crashes | date |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+  for f in results/*.tsv; do
+    awk -F'\t' '{printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11}' "$f"
+  done
+  echo
+  cat NOTES.md
+} >RESULTS.md
+echo "== wrote fuzz/RESULTS.md"
