@@ -113,6 +113,10 @@ pub struct ExportFs {
     /// Calls that find their object's descriptor cached may be answered
     /// without waiting (`ops::nowait`): a local filesystem on Linux.
     pub nowait: bool,
+    /// Whether the filesystem takes buffered writes with RWF_NOWAIT (XFS,
+    /// btrfs do; ext4 answers EOPNOTSUPP): cleared on the first refusal, so
+    /// WRITEs then go straight to the pool without a wasted system call.
+    write_nowait: std::sync::atomic::AtomicBool,
     /// MKNOD of devices: emulated with marked placeholders, or refused.
     pub devices: devices::DeviceNodes,
     marks: devices::MarkCache,
@@ -251,6 +255,7 @@ impl ExportFs {
             can_chown: nix::unistd::geteuid().is_root(),
             sync_namespace: opts.sync_namespace,
             nowait,
+            write_nowait: std::sync::atomic::AtomicBool::new(nowait),
             devices: opts.device_nodes,
             marks: devices::new_cache(),
             dir_sync: Default::default(),

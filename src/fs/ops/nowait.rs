@@ -204,6 +204,9 @@ impl ExportFs {
         offset: u64,
         data: &[u8],
     ) -> Option<(Wcc, Result<u32, FsError>)> {
+        if !self.write_nowait.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let (f, st) = self.cached_file(fh)?;
         if !f.writable
             || clears_setid(&st, cred)
@@ -223,6 +226,11 @@ impl ExportFs {
                 Ok(0) => return None,
                 Ok(n) => done += n,
                 Err(Errno::EINTR) => continue,
+                Err(Errno::EOPNOTSUPP) => {
+                    self.write_nowait
+                        .store(false, std::sync::atomic::Ordering::Relaxed);
+                    return None;
+                }
                 // Rewriting the same bytes on the pool is harmless.
                 Err(_) => return None,
             }
