@@ -1,0 +1,163 @@
+use super::*;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+
+fn ip(n: u8) -> IpAddr {
+    IpAddr::from([10, 0, 0, n])
+}
+
+/// A gate jobs wait at until the test opens it.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Gate {
+    fn wait(&self) {
+        let mut g = self.open.lock().unwrap();
+        while !*g {
+            g = self.cv.wait(g).unwrap();
+        }
+    }
+    fn open(&self) {
+        *self.open.lock().unwrap() = true;
+        self.cv.notify_all();
+    }
+}
+
+fn wait_until(what: &str, f: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn one_client_cannot_take_every_thread() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 8,
+        per_client: 3,
+    });
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Gate::default());
+    for _ in 0..10 {
+        let (running, peak, gate) = (running.clone(), peak.clone(), gate.clone());
+        pool.submit(
+            ip(1),
+            Box::new(move || {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                gate.wait();
+                running.fetch_sub(1, Ordering::SeqCst);
+            }),
+        );
+    }
+    wait_until("client 1 runs its share", || {
+        running.load(Ordering::SeqCst) == 3
+    });
+    // Another client's job runs at once although client 1 has 7 waiting
+    // and 3 stuck.
+    let (done_tx, done_rx) = mpsc::channel();
+    pool.submit(ip(2), Box::new(move || done_tx.send(()).unwrap()));
+    done_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("client 2 ran while client 1's jobs were blocked");
+    assert_eq!(pool.stats().queued, 7);
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        3,
+        "client 1 ran more than its share"
+    );
+    gate.open();
+    pool.shutdown(Duration::from_secs(10));
+    assert_eq!(running.load(Ordering::SeqCst), 0);
+    assert_eq!(peak.load(Ordering::SeqCst), 3);
+}
+
+/// Two clients ready at once with one idle thread: the second gets a
+/// thread of its own at once, not the first one's wakeup (it used to
+/// wait until a running job finished: 100 ms behind a cold read).
+#[test]
+fn two_clients_ready_at_once_both_run_at_once() {
+    for _ in 0..50 {
+        let pool = IoPool::new(PoolConfig {
+            threads: 4,
+            per_client: 1,
+        });
+        // One thread, idle.
+        let (tx, rx) = mpsc::channel();
+        pool.submit(ip(9), Box::new(move || tx.send(()).unwrap()));
+        rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        wait_until("the first thread is idle", || {
+            let g = pool.lock();
+            g.idle == 1 && g.running_jobs == 0
+        });
+        let gate = Arc::new(Gate::default());
+        let (started_tx, started_rx) = mpsc::channel();
+        for client in [1, 2] {
+            let (gate, started_tx) = (gate.clone(), started_tx.clone());
+            pool.submit(
+                ip(client),
+                Box::new(move || {
+                    started_tx.send(client).unwrap();
+                    gate.wait();
+                }),
+            );
+        }
+        for _ in 0..2 {
+            started_rx
+                .recv_timeout(Duration::from_secs(5))
+                .expect("both clients' jobs run while neither has finished");
+        }
+        gate.open();
+        pool.shutdown(Duration::from_secs(10));
+    }
+}
+
+#[test]
+fn shutdown_runs_what_was_queued_and_later_jobs_run_inline() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 2,
+        per_client: 2,
+    });
+    let n = Arc::new(AtomicUsize::new(0));
+    for i in 0..50 {
+        let n = n.clone();
+        pool.submit(
+            ip(i % 5),
+            Box::new(move || {
+                n.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+    }
+    pool.shutdown(Duration::from_secs(10));
+    assert_eq!(n.load(Ordering::SeqCst), 50);
+    let n2 = n.clone();
+    pool.submit(
+        ip(1),
+        Box::new(move || {
+            n2.fetch_add(1, Ordering::SeqCst);
+        }),
+    );
+    assert_eq!(n.load(Ordering::SeqCst), 51);
+    assert_eq!(pool.stats().threads, 0);
+}
+
+#[test]
+fn a_panicking_job_does_not_kill_its_thread() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 1,
+        per_client: 1,
+    });
+    pool.submit(ip(1), Box::new(|| panic!("boom")));
+    let (tx, rx) = mpsc::channel();
+    pool.submit(ip(1), Box::new(move || tx.send(7).unwrap()));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
+    pool.shutdown(Duration::from_secs(5));
+}
