@@ -16,8 +16,20 @@ use support::{run_bounded, signal, spawn_ready, wait_with_timeout, BIN};
 
 const LIMIT: Duration = Duration::from_secs(30);
 
+/// A server process, killed if a test fails before it stops it.
+struct Running(Option<Child>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// The README's first command, on free ports, recording into `runtime`.
-fn zero_config_server(dir: &Path, runtime: &Path, tag: &str) -> Child {
+fn zero_config_server(dir: &Path, runtime: &Path, tag: &str) -> Running {
     let export = dir.join(format!("export-{tag}"));
     std::fs::create_dir_all(&export).unwrap();
     let mut cmd = Command::new(BIN);
@@ -37,7 +49,7 @@ fn zero_config_server(dir: &Path, runtime: &Path, tag: &str) -> Child {
         .env_remove("VOLNFS_CONTROL_SOCKET");
     let (child, _ready) = spawn_ready(&mut cmd, &dir.join(format!("server-{tag}.log")))
         .unwrap_or_else(|e| panic!("zero-config server {tag}: {e}"));
-    child
+    Running(Some(child))
 }
 
 fn ctl_status(runtime: &Path) -> Output {
@@ -50,7 +62,8 @@ fn ctl_status(runtime: &Path) -> Output {
     )
 }
 
-fn stop(mut child: Child) {
+fn stop(mut server: Running) {
+    let mut child = server.0.take().expect("running");
     signal(&child, libc::SIGTERM);
     let status = wait_with_timeout(&mut child, LIMIT).expect("server stops on SIGTERM");
     assert!(status.success(), "server exit: {status}");
@@ -119,8 +132,9 @@ fn a_killed_servers_record_is_ignored_and_several_servers_are_named() {
     );
 
     // Server a dies without cleaning up: ctl reaches b, the only live one.
-    a.kill().unwrap();
-    a.wait().unwrap();
+    let mut child = a.0.take().expect("running");
+    child.kill().unwrap();
+    child.wait().unwrap();
     let out = ctl_status(&runtime);
     assert!(
         out.status.success(),
