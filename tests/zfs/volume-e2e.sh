@@ -261,6 +261,37 @@ if out=$(ctl snapshot delete b1 2>&1) && ! "$ZFS" list -H -t snapshot -o name | 
 else fail snapshot-deleted-while-open "$out"; fi
 exec 5<&-
 
+# ---------------------------------------------------------------- full volume (issue 14)
+# The refquota (100M after the resize steps) reached through the kernel client: the write
+# that does not fit fails at the client with EDQUOT/ENOSPC (its fsync, i.e. COMMIT or a
+# FILE_SYNC WRITE, says so: nothing is claimed stable that is not), creating and making
+# directories fail the same way or succeed, never another error; the server keeps
+# serving; removing the file frees the space and writes work again.
+quota_err() { grep -qiE 'quota|no space' "$1"; }
+sync
+if dd if=/dev/zero of=$M/fill bs=1M count=150 conv=fsync 2>/tmp/fill.err; then
+  fail full-write "150M written past a 100M refquota: $(ls -l $P/fill)"
+elif quota_err /tmp/fill.err; then pass full-write "$(tail -1 /tmp/fill.err) (server has $(du -m $P/fill | cut -f1)M of it)"
+else fail full-write "not a quota error: $(cat /tmp/fill.err | tr '\n' ' ')"; fi
+if ( echo x > $M/full-create ) 2>/tmp/full-create.err; then info full-create "an empty-ish file still fits (ZFS keeps slack for metadata)"
+elif quota_err /tmp/full-create.err; then pass full-create "$(cat /tmp/full-create.err | tr '\n' ' ')"
+else fail full-create "$(cat /tmp/full-create.err | tr '\n' ' ')"; fi
+if mkdir $M/full-dir 2>/tmp/full-mkdir.err; then info full-mkdir "a directory still fits"
+elif quota_err /tmp/full-mkdir.err; then pass full-mkdir "$(cat /tmp/full-mkdir.err | tr '\n' ' ')"
+else fail full-mkdir "$(cat /tmp/full-mkdir.err | tr '\n' ' ')"; fi
+if server_alive && ctl status >/dev/null && ls $M >/dev/null && [ "$(sha256sum $M/a | cut -d' ' -f1)" = "$A_SUM" ]; then
+  pass full-still-serving "reads, listing and the control socket work on the full volume"
+else fail full-still-serving "server alive: $(server_alive && echo yes || echo no)"; fi
+rm -f $M/fill $M/full-create; rmdir $M/full-dir 2>/dev/null
+# ZFS frees asynchronously: wait until the space is back (up to 20 s)
+avail_mb() { df -m $M | awk 'END{print $(NF-2)}'; }
+i=0; while [ "$(avail_mb)" -lt 60 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+dd if=/dev/urandom of=/tmp/after.ref bs=1M count=20 2>/dev/null
+if cp /tmp/after.ref $M/after-full && sync && [ "$(sha256sum $M/after-full | cut -d' ' -f1)" = "$(sha256sum /tmp/after.ref | cut -d' ' -f1)" ]; then
+  pass full-then-freed "after rm, 20M written and read back ($(avail_mb)M available)"
+else fail full-then-freed "$(avail_mb)M available"; fi
+rm -f $M/after-full
+
 # ---------------------------------------------------------------- shutdown
 umount $M2 || fail umount-second-export
 # the kernel client mounted each snapshot it entered as a submount (its own fsid), as it
@@ -272,6 +303,9 @@ umount $M || fail umount "$(awk -v m="$M" 'index($2, m) == 1' /proc/mounts | xar
 kill -TERM $SPID; i=0; while server_alive && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
 if server_alive; then fail server-exit "still running 10 s after SIGTERM"; kill -9 $SPID
 else wait $SPID; rc=$?; [ $rc = 0 ] && pass server-exit "exit 0 on SIGTERM" || fail server-exit "exit $rc"; fi
+# the operator's check, after all of the above (rollbacks, a full volume, snapshots)
+if out=$("$VOLNFS" check-state --config "$CFG" 2>&1); then pass check-state "$(echo "$out" | tail -3 | xargs)"
+else fail check-state "$(echo "$out" | xargs)"; fi
 if grep -qiE 'panic|error' /tmp/server.log; then info server-log "$(grep -iE 'panic|error' /tmp/server.log | head -5 | tr '\n' ' ')"; fi
 umount /vols-sub 2>/dev/null
 zpool export tank
