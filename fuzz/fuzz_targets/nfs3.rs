@@ -4,18 +4,12 @@
 //! and two that do not exist); byte 1: bit 0 UDP, bits 1-2 the caller.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use volnfs::fuzzing::{Caller, Server};
-use volnfs::rpc::Transport;
+use volnfs::fuzzing::{transport_and_caller, Server};
 
 fuzz_target!(|data: &[u8]| {
     let [proc_, flags, args @ ..] = data else {
         return;
     };
-    let transport = if flags & 1 == 0 {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    let who = Caller::from_bits(flags >> 1);
+    let (transport, who) = transport_and_caller(*flags);
     Server::get().nfs3(transport, *proc_ as u32 % 24, who, args);
 });

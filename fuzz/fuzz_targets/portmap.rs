@@ -4,19 +4,13 @@
 //! UDP, bits 1-2 the caller; byte 2: the program version.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use volnfs::fuzzing::{Caller, Server};
-use volnfs::rpc::Transport;
+use volnfs::fuzzing::{transport_and_caller, Server};
 
 fuzz_target!(|data: &[u8]| {
     let [proc_, flags, vers, args @ ..] = data else {
         return;
     };
-    let transport = if flags & 1 == 0 {
-        Transport::Tcp
-    } else {
-        Transport::Udp
-    };
-    let who = Caller::from_bits(flags >> 1);
+    let (transport, who) = transport_and_caller(*flags);
     Server::get().call_program(
         transport,
         volnfs::portmap::PROGRAM,

@@ -148,6 +148,17 @@ impl Caller {
     }
 }
 
+/// The transport and caller a dispatch target's flags byte picks: bit 0
+/// UDP, bits 1-2 the caller (the same layout in every dispatch target).
+pub fn transport_and_caller(flags: u8) -> (crate::rpc::Transport, Caller) {
+    let transport = if flags & 1 == 0 {
+        crate::rpc::Transport::Tcp
+    } else {
+        crate::rpc::Transport::Udp
+    };
+    (transport, Caller::from_bits(flags >> 1))
+}
+
 /// An RPC call message with a valid header and `args` as they are.
 pub fn call_message(
     xid: u32,
