@@ -15,15 +15,16 @@
 //! leaves threads for everybody else.
 //!
 //! Threads are for waiting, not for CPU: as many jobs run at once as there
-//! are CPUs, plus one for every job that has been running longer than
-//! `STALLED` (it waits for the disk, and the disk can serve more). Short
-//! jobs (a cached 4 KiB write takes ~20 µs) therefore run back to back on
-//! the threads already awake, which take the next job without sleeping,
-//! instead of waking one thread per job to contend for two CPUs and the
-//! inode lock (measured: 3.5 context switches per random write at queue
-//! depth 16 before, see bench/RESULTS.md). While jobs wait for that room
-//! one idle thread watches the clock, so a pool full of stalled reads
-//! grows within `STALLED` of the oldest job's start, doubling every tick.
+//! are CPUs, not counting jobs inside `blocking` (an fsync, a shared
+//! directory commit, a read that missed the page cache) or running longer
+//! than `STALLED` (waiting for something nobody announced: a FUSE daemon, a
+//! disk under an illumos read). Short jobs (a cached 4 KiB write takes
+//! ~20 µs) therefore run back to back on the threads already awake, which
+//! take the next job without sleeping, instead of waking one thread per job
+//! to contend for two CPUs and the inode lock (measured: 3.5 context
+//! switches per random write at queue depth 16 before, 1.4 after; see
+//! bench/RESULTS.md). While jobs wait for that room one idle thread watches
+//! the clock, so unannounced stalls let `cpus` more jobs in per `STALLED`.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -41,6 +42,8 @@ pub struct PoolConfig {
     pub per_client: usize,
     /// Jobs running at once that are not stalled (the CPUs there are).
     pub cpus: usize,
+    /// How long a job runs before it counts as stalled (`STALLED`).
+    pub stall: Duration,
 }
 
 pub const DEFAULT_THREADS: usize = 64;
@@ -52,6 +55,7 @@ impl Default for PoolConfig {
             threads: DEFAULT_THREADS,
             per_client: DEFAULT_PER_CLIENT,
             cpus: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            stall: STALLED,
         }
     }
 }
@@ -87,8 +91,11 @@ struct State {
     woken: usize,
     queued_jobs: usize,
     running_jobs: usize,
-    /// When each running job started, by start order (so oldest first).
+    /// When each running job started, by start order (so oldest first);
+    /// jobs inside `blocking` are not here.
     started: BTreeMap<u64, Instant>,
+    /// Running jobs inside `blocking`.
+    blocked: usize,
     next_job: u64,
     /// An idle thread is waking every `STALLED` to let in jobs that wait
     /// for room under `cpus`.
@@ -98,18 +105,18 @@ struct State {
 
 impl State {
     /// How long until the oldest running job counts as stalled.
-    fn until_stalled(&self) -> Duration {
+    fn until_stalled(&self, stall: Duration) -> Duration {
         let Some(oldest) = self.started.values().next() else {
-            return STALLED;
+            return stall;
         };
-        (*oldest + STALLED)
+        (*oldest + stall)
             .saturating_duration_since(Instant::now())
             .max(MIN_TICK)
     }
 
-    /// Running jobs that have run longer than `STALLED`.
-    fn stalled(&self) -> usize {
-        let Some(since) = Instant::now().checked_sub(STALLED) else {
+    /// Running jobs that have run longer than `stall`.
+    fn stalled(&self, stall: Duration) -> usize {
+        let Some(since) = Instant::now().checked_sub(stall) else {
             return 0;
         };
         self.started.values().take_while(|t| **t <= since).count()
@@ -145,6 +152,7 @@ impl IoPool {
             threads: cfg.threads.max(1),
             per_client: cfg.per_client.clamp(1, cfg.threads.max(1)),
             cpus: cfg.cpus.max(1),
+            stall: cfg.stall,
         };
         IoPool {
             inner: Arc::new(Inner {
@@ -182,7 +190,8 @@ impl IoPool {
 
     /// Whether a thread may start another job now.
     fn may_start(&self, g: &State) -> bool {
-        g.shutdown || g.running_jobs < self.inner.cfg.cpus + g.stalled()
+        g.shutdown
+            || g.running_jobs - g.blocked < self.inner.cfg.cpus + g.stalled(self.inner.cfg.stall)
     }
 
     /// Makes sure every ready client not yet covered by a wakeup gets a
@@ -190,7 +199,8 @@ impl IoPool {
     /// new one starts (up to the limit; else the next thread to finish
     /// takes it). What may not start yet gets a watcher.
     fn dispatch(&self, g: &mut State) {
-        let room = (self.inner.cfg.cpus + g.stalled()).saturating_sub(g.running_jobs);
+        let room = (self.inner.cfg.cpus + g.stalled(self.inner.cfg.stall))
+            .saturating_sub(g.running_jobs - g.blocked);
         while g.ready.len() > g.woken && room > g.woken {
             if !self.wake_thread(g) {
                 return;
@@ -232,6 +242,7 @@ impl IoPool {
         let mut g = self.lock();
         // Started for a ready client: this thread is that wakeup.
         g.woken = g.woken.saturating_sub(1);
+        CURRENT.with(|c| *c.borrow_mut() = Some(self.clone()));
         loop {
             if !g.ready.is_empty() && self.may_start(&g) {
                 let Some(client) = g.ready.pop_front() else {
@@ -258,7 +269,9 @@ impl IoPool {
                     self.dispatch(&mut g);
                 }
                 drop(g);
+                JOB.with(|j| j.set(Some(id)));
                 run(job);
+                JOB.with(|j| j.set(None));
                 g = self.lock();
                 g.started.remove(&id);
                 g.running_jobs -= 1;
@@ -282,7 +295,7 @@ impl IoPool {
             // Work that waits for room (not for a thread) needs someone to
             // look at the clock: the first thread to find it.
             let watch = !g.ready.is_empty() && !g.watcher;
-            let tick = g.until_stalled();
+            let tick = g.until_stalled(self.inner.cfg.stall);
             if watch {
                 g.watcher = true;
             }
@@ -309,6 +322,24 @@ impl IoPool {
         }
         g.threads -= 1;
         self.inner.drained.notify_all();
+        drop(g);
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+
+    fn enter_blocking(&self, id: u64) {
+        let mut g = self.lock();
+        if g.started.remove(&id).is_some() {
+            g.blocked += 1;
+            if !g.ready.is_empty() {
+                self.dispatch(&mut g);
+            }
+        }
+    }
+
+    fn leave_blocking(&self, id: u64) {
+        let mut g = self.lock();
+        g.blocked -= 1;
+        g.started.insert(id, Instant::now());
     }
 
     /// Runs `f` on the pool for `client` and waits for its result (`None`
@@ -364,6 +395,39 @@ impl IoPool {
                 .0;
         }
     }
+}
+
+thread_local! {
+    /// The pool this thread works for, and the job it runs now.
+    static CURRENT: std::cell::RefCell<Option<IoPool>> = const { std::cell::RefCell::new(None) };
+    static JOB: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f`, a call known to wait rather than compute (an fsync, a
+/// directory commit shared with other callers, a read that missed the page
+/// cache): while it waits, the job does not count against the pool's CPUs,
+/// so the jobs queued behind it start at once instead of after `STALLED`.
+/// Outside a pool job it just runs `f`.
+pub fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    let Some(id) = JOB.with(|j| j.take()) else {
+        return f(); // not in a job, or already inside `blocking`
+    };
+    let pool = CURRENT.with(|c| c.borrow().clone());
+    if let Some(p) = &pool {
+        p.enter_blocking(id);
+    }
+    // Left by a guard, so a panic in `f` does not leave the job blocked.
+    struct Leave(Option<IoPool>, u64);
+    impl Drop for Leave {
+        fn drop(&mut self) {
+            if let Some(p) = &self.0 {
+                p.leave_blocking(self.1);
+            }
+            JOB.with(|j| j.set(Some(self.1)));
+        }
+    }
+    let _leave = Leave(pool, id);
+    f()
 }
 
 fn run(job: Job) {

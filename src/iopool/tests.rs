@@ -45,6 +45,7 @@ fn one_client_cannot_take_every_thread() {
         threads: 8,
         per_client: 3,
         cpus: 1,
+        ..PoolConfig::default()
     });
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -93,6 +94,7 @@ fn a_burst_of_short_jobs_does_not_start_a_thread_per_job() {
         threads: 32,
         per_client: 32,
         cpus: 1,
+        ..PoolConfig::default()
     });
     let done = Arc::new(AtomicUsize::new(0));
     for _ in 0..2000 {
@@ -112,6 +114,51 @@ fn a_burst_of_short_jobs_does_not_start_a_thread_per_job() {
         threads <= 4,
         "{threads} threads started for 2,000 jobs of nanoseconds each"
     );
+    pool.shutdown(Duration::from_secs(10));
+}
+
+/// A job that says it waits (`blocking`: an fsync, a directory commit)
+/// gives up its CPU at once: the job queued behind it runs although the
+/// stall timer (an hour here) never fires. Without it, 16 creates of one
+/// client sharing a directory commit ran two at a time.
+#[test]
+fn a_job_inside_blocking_lets_the_next_one_run() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 4,
+        per_client: 4,
+        cpus: 1,
+        stall: Duration::from_secs(3600),
+    });
+    let gate = Arc::new(Gate::default());
+    let (tx, rx) = mpsc::channel();
+    let g2 = gate.clone();
+    pool.submit(ip(1), Box::new(move || blocking(|| g2.wait())));
+    let t2 = tx.clone();
+    pool.submit(ip(1), Box::new(move || t2.send("second").unwrap()));
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)),
+        Ok("second"),
+        "the second job waited for the blocked one"
+    );
+    // A job that computes keeps its CPU: the next one waits for it.
+    let g3 = gate.clone();
+    let (started_tx, started_rx) = mpsc::channel();
+    pool.submit(
+        ip(1),
+        Box::new(move || {
+            started_tx.send(()).unwrap();
+            g3.wait()
+        }),
+    );
+    started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    pool.submit(ip(1), Box::new(move || tx.send("fourth").unwrap()));
+    assert!(
+        rx.recv_timeout(Duration::from_millis(200)).is_err(),
+        "a job ran beyond the CPU limit"
+    );
+    assert_eq!(pool.stats().queued, 1);
+    gate.open();
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok("fourth"));
     pool.shutdown(Duration::from_secs(10));
 }
 

@@ -128,7 +128,7 @@ impl ExportFs {
         // Room for the XDR padding the reply appends, so it never reallocates.
         out.reserve(count + 4);
         let mut done = 0usize;
-        let res = loop {
+        let mut read_all = || loop {
             if done == count {
                 break Ok(());
             }
@@ -158,6 +158,13 @@ impl ExportFs {
                     e => break Err(e),
                 },
             }
+        };
+        // With page-cache reads answered in line (`nowait`), a read that
+        // comes here missed the cache: it waits for the disk.
+        let res = if self.nowait {
+            crate::iopool::blocking(read_all)
+        } else {
+            read_all()
         };
         out.truncate(start + done);
         let after = sys::fstat(f.file.as_fd()).ok();
@@ -232,11 +239,13 @@ impl ExportFs {
             Ok(v) => v,
             Err(k) => return (Wcc::default(), fail(Op::Commit, k)),
         };
-        let res = if data_only {
-            f.file.sync_data()
-        } else {
-            f.file.sync_all()
-        }
+        let res = crate::iopool::blocking(|| {
+            if data_only {
+                f.file.sync_data()
+            } else {
+                f.file.sync_all()
+            }
+        })
         .map_err(|e| FsError::new(Op::Commit, e));
         let after = sys::fstat(f.file.as_fd()).ok();
         (

@@ -86,9 +86,10 @@ impl ExportFs {
         if !changed || !self.sync_namespace {
             return;
         }
-        let res = self
-            .dir_sync
-            .commit(dir_ino, || nix::unistd::fsync(dfd.as_raw_fd()));
+        let res = crate::iopool::blocking(|| {
+            self.dir_sync
+                .commit(dir_ino, || nix::unistd::fsync(dfd.as_raw_fd()))
+        });
         if let Err(e) = res {
             // fsync of a read-only directory descriptor is VOP_FSYNC on both
             // platforms (zil_commit on ZFS); only filesystems that cannot sync
