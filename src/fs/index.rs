@@ -30,100 +30,16 @@ const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const CLEAN: &str = "clean";
 const FORMAT: &str = "format";
 const FORMAT_VERSION: u64 = 1;
+/// Unix seconds at which the last committed batch was taken: every change
+/// made before then is in the database.
+const SYNCED_TO: &str = "synced_to";
 
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Node {
-    pub gen: u64,
-    pub links: Vec<(u64, Box<[u8]>)>,
-}
-
-impl Node {
-    pub fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(9 + self.links.len() * 16);
-        v.extend_from_slice(&self.gen.to_be_bytes());
-        v.push(self.links.len().min(255) as u8);
-        for (p, n) in self.links.iter().take(255) {
-            v.extend_from_slice(&p.to_be_bytes());
-            let len = n.len().min(u16::MAX as usize);
-            v.extend_from_slice(&(len as u16).to_be_bytes());
-            v.extend_from_slice(&n[..len]);
-        }
-        v
-    }
-
-    /// Decodes a stored node; `None` if the bytes are not a node (a damaged
-    /// entry is treated as missing and repaired by the next rebuild).
-    pub fn decode(b: &[u8]) -> Option<Node> {
-        let gen = u64::from_be_bytes(b.get(..8)?.try_into().ok()?);
-        let n = *b.get(8)? as usize;
-        let mut at = 9;
-        let mut links = Vec::with_capacity(n);
-        for _ in 0..n {
-            let p = u64::from_be_bytes(b.get(at..at + 8)?.try_into().ok()?);
-            let len = u16::from_be_bytes(b.get(at + 8..at + 10)?.try_into().ok()?) as usize;
-            let name = b.get(at + 10..at + 10 + len)?;
-            links.push((p, name.into()));
-            at += 10 + len;
-        }
-        Some(Node { gen, links })
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IndexError {
-    #[error("opening handle index {path}")]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: Box<redb::Error>,
-    },
-    #[error("handle index {path} has format {found}, this volnfs reads {FORMAT_VERSION}; it will be rebuilt")]
-    Format { path: PathBuf, found: u64 },
-}
-
-/// What a failure to open the index means for the server starting up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OpenFailure {
-    /// The file is not a usable index (garbage, truncated, another format):
-    /// move it aside and rebuild it from the tree.
-    Damaged,
-    /// Another process has it open (a second server on the same state_dir).
-    InUse,
-    /// The file or its directory cannot be written (read-only, full, over
-    /// quota, an I/O error): the file may be fine; leave it alone.
-    Unwritable,
-}
-
-impl IndexError {
-    pub fn failure(&self) -> OpenFailure {
-        match self {
-            IndexError::Format { .. } => OpenFailure::Damaged,
-            IndexError::Open { source, .. } => match &**source {
-                redb::Error::DatabaseAlreadyOpen | redb::Error::LockProtocolMismatch => {
-                    OpenFailure::InUse
-                }
-                // redb reports a file that is not (or no longer) one of its
-                // databases as InvalidData ("magic number mismatch") or a
-                // short read; everything else from the OS is about writing.
-                redb::Error::Io(e) => match e.kind() {
-                    std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof => {
-                        OpenFailure::Damaged
-                    }
-                    _ => OpenFailure::Unwritable,
-                },
-                redb::Error::PreviousIo => OpenFailure::Unwritable,
-                _ => OpenFailure::Damaged,
-            },
-        }
-    }
-}
-
-fn open_err(path: &Path) -> impl Fn(redb::Error) -> IndexError + '_ {
-    move |e| IndexError::Open {
-        path: path.to_path_buf(),
-        source: Box::new(e),
-    }
-}
+mod error;
+mod node;
+mod scan;
+use error::open_err;
+pub use error::{IndexError, OpenFailure};
+pub use node::Node;
 
 /// Pending updates not yet committed: `None` = deleted.
 type Overlay = HashMap<u64, Option<Node>>;
@@ -149,6 +65,8 @@ pub enum Store {
         /// Nodes read or written recently: answers without a database read
         /// (so a lookup can be recorded without waiting: `get_nowait`).
         cache: Mutex<super::cache::LruMap<Node>>,
+        /// `SYNCED_TO` as found at open (the previous run's last batch).
+        synced_to: Option<u64>,
     },
 }
 
@@ -173,14 +91,14 @@ impl Store {
     pub fn open(path: &Path) -> Result<Opened, IndexError> {
         let created = !path.exists();
         let db = Database::create(path).map_err(|e| open_err(path)(e.into()))?;
-        let (complete, format) = {
+        let (complete, format, synced_to) = {
             let r = db.begin_read().map_err(|e| open_err(path)(e.into()))?;
             match r.open_table(META) {
                 Ok(t) => {
                     let get = |k| t.get(k).ok().flatten().map(|v| v.value());
-                    (get(CLEAN) == Some(1), get(FORMAT))
+                    (get(CLEAN) == Some(1), get(FORMAT), get(SYNCED_TO))
                 }
-                Err(_) => (false, None),
+                Err(_) => (false, None, None),
             }
         };
         if let Some(found) = format.filter(|f| *f != FORMAT_VERSION) {
@@ -224,6 +142,7 @@ impl Store {
                 writer: Mutex::new(Some(writer)),
                 path: path.to_path_buf(),
                 cache: Mutex::new(super::cache::LruMap::new(NODE_CACHE)),
+                synced_to,
             },
             complete: complete && !created,
             created,
@@ -395,15 +314,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 fn commit_pending(db: &Database, shared: &Shared, path: &Path) {
-    let batch: Overlay = {
+    let (batch, taken): (Overlay, u64) = {
         let o = lock(&shared.overlay);
         if o.is_empty() {
             return;
         }
-        o.clone()
+        (o.clone(), scan::unix_now())
     };
     let res = (|| -> Result<(), redb::Error> {
         let w = db.begin_write()?;
+        w.open_table(META)?.insert(SYNCED_TO, taken)?;
         {
             let mut t = w.open_table(NODES)?;
             for (ino, node) in &batch {

@@ -24,6 +24,7 @@ pub mod handle;
 pub mod index;
 mod ops;
 pub mod perm;
+mod rebuild;
 mod resolve;
 pub mod snapshots;
 pub mod types;
@@ -104,6 +105,9 @@ pub struct ExportFs {
     /// rebuilt since); when false a miss triggers a rebuild first.
     index_complete: AtomicBool,
     rebuilding: Mutex<Option<Instant>>,
+    /// The search of recently changed directories was made (or cannot
+    /// help); further misses walk the export (`rebuild`).
+    recent_searched: AtomicBool,
     dirs: Mutex<LruMap<OwnedFd>>,
     files: Mutex<LruMap<OpenFile>>,
     /// True when the server may set ownership (it runs as root).
@@ -250,6 +254,7 @@ impl ExportFs {
             index,
             index_complete: AtomicBool::new(index_complete),
             rebuilding: Mutex::new(None),
+            recent_searched: AtomicBool::new(index_complete),
             dirs: Mutex::new(LruMap::new(4096)),
             files: Mutex::new(LruMap::new(1024)),
             can_chown: nix::unistd::geteuid().is_root(),

@@ -4,8 +4,8 @@
 //! A handle is resolved by walking its recorded links up to the root and
 //! opening down again, verifying (inode, generation, device, nlink > 0) on
 //! arrival; links that no longer lead to the object are forgotten on the
-//! way (self-repair). After an unclean stop the index may miss entries: the
-//! first miss walks the whole export to rebuild it before a handle is
+//! way (self-repair). After an unclean stop the index may miss entries: a
+//! miss searches for them first (see `rebuild`) before a handle is
 //! declared STALE.
 
 use std::ffi::CString;
@@ -13,7 +13,6 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -48,7 +47,7 @@ impl Located {
 }
 
 /// One resolution attempt's outcome: a miss after a rebuild is retried once.
-enum Miss {
+pub(super) enum Miss {
     Fail(Kind),
     Retry,
 }
@@ -125,7 +124,7 @@ impl ExportFs {
         Some(p)
     }
 
-    fn gen_of(&self, ino: u64) -> u64 {
+    pub(super) fn gen_of(&self, ino: u64) -> u64 {
         if ino == self.root_ino {
             return self.root_gen;
         }
@@ -145,85 +144,17 @@ impl ExportFs {
             .collect()
     }
 
-    /// Called when a handle could not be resolved through the index. If the
-    /// index may be missing entries (unclean stop, lost, rolled back), walk
-    /// the tree once to rebuild it; concurrent callers are told to retry
-    /// shortly (JUKEBOX) instead of getting a premature STALE.
-    fn on_miss(&self) -> Miss {
-        if self.index_complete.load(Ordering::SeqCst) {
-            return Miss::Fail(Kind::Stale);
-        }
-        let Ok(mut guard) = self.rebuilding.try_lock() else {
-            return Miss::Fail(Kind::Busy);
-        };
-        if self.index_complete.load(Ordering::SeqCst) {
-            return Miss::Fail(Kind::Stale);
-        }
-        *guard = Some(Instant::now());
-        self.rebuild_index(false);
-        *guard = None;
-        Miss::Retry
-    }
-
-    /// Walks the whole export and records every object's links. With
-    /// `clear`, the old index is discarded first (after a rollback).
-    pub fn rebuild_index(&self, clear: bool) {
-        let started = Instant::now();
-        tracing::info!(export = %self.name, "rebuilding the handle index: walking the export");
-        if clear {
-            self.index.clear();
-        }
-        let mut stack: Vec<(Arc<OwnedFd>, u64)> = vec![(self.root.clone(), self.root_ino)];
-        let (mut objects, mut dirs) = (0u64, 0u64);
-        while let Some((dfd, dino)) = stack.pop() {
-            dirs += 1;
-            let mut names: Vec<Vec<u8>> = Vec::new();
-            let at_root = dino == self.root_ino;
-            let scanned = super::dir::scan_dir(dfd.as_fd(), 0, |name, _, _| {
-                // Never into .zfs: snapshots are trees of their own.
-                if name != b"." && name != b".." && !(at_root && name == b".zfs") {
-                    names.push(name.to_vec());
-                }
-                true
-            });
-            if let Err(e) = scanned {
-                tracing::warn!(export = %self.name, dir_ino = dino, error = %e, "index rebuild: cannot read a directory; its contents stay unindexed");
-                continue;
-            }
-            for name in names {
-                let Ok(cname) = CString::new(name.clone()) else {
-                    continue;
-                };
-                let Ok(st) = sys::stat_at(dfd.as_fd(), &cname) else {
-                    continue;
-                };
-                if st.dev != self.root_dev {
-                    continue;
-                }
-                self.remember(dino, &name, &st);
-                objects += 1;
-                if objects % 50_000 == 0 {
-                    tracing::info!(export = %self.name, objects, dirs, elapsed_ms = started.elapsed().as_millis() as u64, "index rebuild progress");
-                }
-                if st.is_dir() {
-                    if let Ok(fd) = open_dir_at(dfd.as_fd(), &cname) {
-                        stack.push((Arc::new(fd), st.ino));
-                    }
-                }
-            }
-        }
-        self.index.mark_complete(false);
-        self.index.flush();
-        self.index_complete.store(true, Ordering::SeqCst);
-        tracing::info!(export = %self.name, objects, dirs, elapsed_ms = started.elapsed().as_millis() as u64, "handle index rebuilt");
-    }
-
     fn verify(&self, st: &Stat, ino: u64, gen: u64) -> bool {
         st.ino == ino && st.gen == gen && st.dev == self.root_dev && st.nlink > 0
     }
 
     /// An open descriptor for directory (ino, gen).
-    fn dir_fd(&self, ino: u64, gen: u64, depth: usize) -> Result<(Arc<OwnedFd>, Stat), Miss> {
+    pub(super) fn dir_fd(
+        &self,
+        ino: u64,
+        gen: u64,
+        depth: usize,
+    ) -> Result<(Arc<OwnedFd>, Stat), Miss> {
         if ino == self.root_ino {
             let st = sys::fstat(self.root.as_fd()).map_err(Kind::from)?;
             return Ok((self.root.clone(), st));
@@ -269,15 +200,16 @@ impl ExportFs {
 
     /// Resolves a handle to an object of this export.
     pub fn locate(&self, fh: &FileHandle) -> KResult<Located> {
-        match self.locate_once(fh) {
-            Ok(l) => Ok(l),
-            Err(Miss::Fail(k)) => Err(k),
-            Err(Miss::Retry) => match self.locate_once(fh) {
-                Ok(l) => Ok(l),
-                Err(Miss::Fail(k)) => Err(k),
-                Err(Miss::Retry) => Err(Kind::Stale),
-            },
+        // A miss may search the recently changed directories, then walk
+        // the export: at most two retries.
+        for _ in 0..3 {
+            match self.locate_once(fh) {
+                Ok(l) => return Ok(l),
+                Err(Miss::Fail(k)) => return Err(k),
+                Err(Miss::Retry) => {}
+            }
         }
+        Err(Kind::Stale)
     }
 
     fn locate_once(&self, fh: &FileHandle) -> Result<Located, Miss> {
@@ -394,5 +326,7 @@ impl ExportFs {
         self.forget_snapshots();
         self.index.mark_complete(false);
         self.index_complete.store(false, Ordering::SeqCst);
+        // What is missing now was not made recently: only a walk finds it.
+        self.recent_searched.store(true, Ordering::SeqCst);
     }
 }
