@@ -118,7 +118,7 @@ pub(super) fn open_index(
     match Store::open(&path) {
         Ok(o) => {
             if !o.complete && !o.created {
-                tracing::warn!(export = name, index = %path.display(), "handle index was not closed cleanly: it will be verified and rebuilt on the first miss");
+                tracing::warn!(export = name, index = %path.display(), "handle index was not closed cleanly: entries are verified on use; a handle it lacks is searched for in the directories changed since its last batch, then by a walk of the export");
             }
             if o.created && !new_key {
                 tracing::warn!(export = name, index = %path.display(), "no handle index beside an existing handle key: it is rebuilt from the tree on the first unknown handle");
