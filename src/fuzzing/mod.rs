@@ -206,4 +206,5 @@ pub fn call_message(
 }
 
 mod server;
+mod tree;
 pub use server::{Server, PEER};

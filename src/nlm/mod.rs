@@ -40,72 +40,15 @@ use locks::{Lock, LockResult, LockTable, Owner, Waiter};
 pub const PROGRAM: u32 = 100021;
 pub const VERSION: u32 = 4;
 
-/// LM_MAXSTRLEN and MAXNETOBJ_SZ.
-const MAX_STR: u32 = 1024;
-const MAX_NETOBJ: u32 = 1024;
 /// Held locks plus waiters the server keeps at most, in all and per client
 /// address.
 const MAX_LOCKS: usize = 64 * 1024;
 const MAX_LOCKS_PER_CLIENT: usize = 8 * 1024;
 const CALLBACK_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// nlm4_stats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stat {
-    Granted = 0,
-    Denied = 1,
-    DeniedNoLocks = 2,
-    Blocked = 3,
-    DeniedGracePeriod = 4,
-    StaleFh = 7,
-    Failed = 9,
-}
-
-const PROC_TEST: u32 = 1;
-const PROC_LOCK: u32 = 2;
-const PROC_CANCEL: u32 = 3;
-const PROC_UNLOCK: u32 = 4;
-const PROC_GRANTED: u32 = 5;
-const PROC_TEST_MSG: u32 = 6;
-const PROC_UNLOCK_MSG: u32 = 9;
-const PROC_GRANTED_MSG: u32 = 10;
-const PROC_RES_FIRST: u32 = 11;
-const PROC_GRANTED_RES: u32 = 15;
-const PROC_SHARE: u32 = 20;
-const PROC_UNSHARE: u32 = 21;
-const PROC_NM_LOCK: u32 = 22;
-const PROC_FREE_ALL: u32 = 23;
-
-/// nlm4_lock as it arrives.
-struct WireLock<'a> {
-    caller: &'a [u8],
-    fh: &'a [u8],
-    oh: &'a [u8],
-    svid: i32,
-    offset: u64,
-    len: u64,
-}
-
-fn decode_lock<'a>(r: &mut Reader<'a>) -> Result<WireLock<'a>, XdrError> {
-    Ok(WireLock {
-        caller: r.string(MAX_STR)?,
-        fh: r.opaque(MAX_NETOBJ)?,
-        oh: r.opaque(MAX_NETOBJ)?,
-        svid: r.i32()?,
-        offset: r.u64()?,
-        len: r.u64()?,
-    })
-}
-
-fn encode_lock(w: &mut Writer, l: &Lock, fh: &[u8]) {
-    let (offset, len) = locks::offset_len(l.start, l.end);
-    w.string(&l.owner.caller);
-    w.opaque(fh);
-    w.opaque(&l.oh);
-    w.i32(l.owner.svid);
-    w.u64(offset);
-    w.u64(len);
-}
+mod wire;
+pub use wire::Stat;
+use wire::*;
 
 /// What a GRANTED callback needs: the cookie and handle of the blocked
 /// request, and the address the client sent it to.
