@@ -308,5 +308,58 @@ if out=$("$VOLNFS" check-state --config "$CFG" 2>&1); then pass check-state "$(e
 else fail check-state "$(echo "$out" | xargs)"; fi
 if grep -qiE 'panic|error' /tmp/server.log; then info server-log "$(grep -iE 'panic|error' /tmp/server.log | head -5 | tr '\n' ' ')"; fi
 umount /vols-sub 2>/dev/null
+
+# ---------------------------------------------------------------- full state_dir (issue 14)
+# The dataset holding state_dir (handle key and index) reaches its quota while clients work:
+# the server keeps serving, says once that the index cannot be committed, keeps the new
+# entries in memory; after a restart on the still-full dataset (the index cannot be marked
+# "in use", so it is removed and the server runs on one in memory) every handle resolves:
+# an open file made before the fill, and one made after it; once space is back, a restart
+# keeps the index on disk again and check-state agrees with the tree.
+"$ZFS" create -o mountpoint=/vstate -o quota=32M "tank/zones/$UUID/state"
+CFG2=/tmp/volnfs-vstate.json
+sed 's#"state_dir": "/tmp/volnfs-state"#"state_dir": "/vstate"#' "$CFG" > $CFG2
+start_server() { "$VOLNFS" serve --config $CFG2 >/tmp/server.out 2>>/tmp/server-vstate.log 6<&- 7<&- & SPID=$!; until_ok 300 grep -q '^ready ' /tmp/server.out; }
+if start_server && mount -t nfs -o vers=3,nolock,proto=tcp,port=2049,mountport=20048,mountproto=tcp 127.0.0.1:/exports/data $M; then
+  mkdir -p $M/sf; for i in 1 2 3 4 5 6 7 8 9 10; do echo "b$i" > $M/sf/before$i; done
+  sleep 1   # the index's write-behind batch (200 ms) commits these
+  dd if=/dev/zero of=/vstate/fill bs=1M count=64 2>/dev/null; sync
+  info statefull-filled "$(df -m /vstate | awk 'END{print $(NF-2) "M available on the state dataset"}')"
+  for i in 1 2 3 4 5 6 7 8 9 10; do echo "a$i" > $M/sf/after$i; done
+  sleep 1
+  ok=1; for i in 1 2 3 4 5 6 7 8 9 10; do content_is $M/sf/before$i "b$i" && content_is $M/sf/after$i "a$i" || ok=0; done
+  n=$(grep -c 'committing the handle index failed' /tmp/server-vstate.log)
+  if [ $ok = 1 ] && server_alive && ctl status >/dev/null; then pass statefull-serving "20 files made and read back with the state dataset full; 'index commit failed' logged $n time(s)"
+  else fail statefull-serving "files ok=$ok alive=$(server_alive && echo yes || echo no)"; fi
+  [ "$n" -ge 1 ] && [ "$n" -le 2 ] || fail statefull-logged-once "logged $n times"
+  exec 6< $M/sf/before3 7< $M/sf/after7
+  kill -TERM $SPID; wait $SPID
+  if start_server; then
+    echo 3 > /proc/sys/vm/drop_caches
+    if [ "$(cat <&6)" = b3 ] && [ "$(cat <&7)" = a7 ]; then pass statefull-restart "restarted on the full state dataset; open files made before and after the fill read through their old handles"
+    else fail statefull-restart "old handles do not read: $(tail -3 /tmp/server-vstate.log | tr '\n' ' ')"; fi
+  else fail statefull-restart "no ready line on the full state dataset: $(tail -3 /tmp/server-vstate.log | tr '\n' ' ')"; fi
+  exec 6<&- 7<&-
+  # Space again: the next start keeps the index on disk again (the one that could not be
+  # marked "in use" was removed at the full start, so it cannot claim to be complete).
+  rm -f /vstate/fill; sync
+  # ZFS frees asynchronously: wait until the space is back (up to 20 s)
+  i=0; while [ "$(df -m /vstate | awk 'END{print $(NF-2)}')" -lt 8 ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done
+  exec 6< $M/sf/after3   # while the server runs (a hard mount waits for it)
+  kill -TERM $SPID; wait $SPID
+  if start_server && echo 3 > /proc/sys/vm/drop_caches && [ "$(cat <&6)" = a3 ] && echo z > $M/sf/freed && content_is $M/sf/freed z; then
+    sleep 1   # one index batch
+    if ls /vstate | grep -q '^index-.*redb$'; then pass statefull-freed "restarted with space ($(df -m /vstate | awk 'END{print $(NF-2)}')M): old handles read, new files written, the index is on disk again"
+    else fail statefull-freed "restarted with space, but no index on disk: $(ls /vstate | xargs)"; fi
+  else fail statefull-freed "$(tail -3 /tmp/server-vstate.log | tr '\n' ' ')"; fi
+  exec 6<&-
+  umount $M || fail statefull-umount
+  kill -TERM $SPID; wait $SPID
+  if out=$("$VOLNFS" check-state --config $CFG2 2>&1); then pass statefull-check-state "$(echo "$out" | tail -2 | xargs)"
+  else fail statefull-check-state "$(echo "$out" | xargs)"; fi
+else fail statefull-start "$(tail -3 /tmp/server-vstate.log | tr '\n' ' ')"; fi
+info statefull-log "$(ls /vstate | xargs); $(grep -E 'WARN|ERROR' /tmp/server-vstate.log | grep -v control_channel | head -8 | tr '\n' ' ')"
+if grep -qiE 'panic' /tmp/server-vstate.log; then fail statefull-panic "$(grep -i panic /tmp/server-vstate.log | head -3)"; fi
+
 zpool export tank
 if [ $FAILS = 0 ]; then echo "VOLUME-ZFS OK"; else echo "VOLUME-ZFS FAIL ($FAILS failed)"; tail -30 /tmp/server.log; exit 1; fi
