@@ -82,8 +82,7 @@ impl ExportFs {
         while let Some((dfd, dino)) = queue.pop() {
             searched += 1;
             for (name, st) in self.entries(&dfd, dino) {
-                if !self.has_link(st.ino, st.gen, dino, &name) {
-                    self.remember(dino, &name, &st);
+                if self.remember(dino, &name, &st) {
                     recorded += 1;
                 }
                 if st.is_dir() && changed(&st) && seen.insert(st.ino) {
@@ -98,13 +97,6 @@ impl ExportFs {
         }
         tracing::info!(export = %self.name, known_dirs = known, searched, recorded, since, elapsed_ms = started.elapsed().as_millis() as u64, "handle index: searched the directories changed since its last batch");
         recorded
-    }
-
-    fn has_link(&self, ino: u64, gen: u64, parent: u64, name: &[u8]) -> bool {
-        ino == self.root_ino
-            || self.index.get(ino).is_some_and(|n| {
-                n.gen == gen && n.links.iter().any(|(p, l)| *p == parent && &l[..] == name)
-            })
     }
 
     /// The entries of directory `dino` on this export's filesystem, with

@@ -60,9 +60,10 @@ impl From<Kind> for Miss {
 
 impl ExportFs {
     /// Records that `st` is reachable as `name` in directory `parent`.
-    pub(super) fn remember(&self, parent: u64, name: &[u8], st: &Stat) {
+    /// Returns whether the link was new to the index.
+    pub(super) fn remember(&self, parent: u64, name: &[u8], st: &Stat) -> bool {
         if st.ino == self.root_ino {
-            return;
+            return false;
         }
         let mut node = match self.index.get(st.ino) {
             Some(n) if n.gen == st.gen => n,
@@ -76,13 +77,14 @@ impl ExportFs {
             .iter()
             .any(|(p, n)| *p == parent && &n[..] == name)
         {
-            return;
+            return false;
         }
         if node.links.len() >= MAX_LINKS {
             node.links.remove(0);
         }
         node.links.push((parent, name.into()));
         self.index.put(st.ino, node);
+        true
     }
 
     /// Forgets one link of an object (after REMOVE, RMDIR or RENAME).
