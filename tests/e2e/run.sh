@@ -109,6 +109,12 @@ ip -n "$NS" link set lo up
 ip -n "$NS" tuntap add "$TAP" mode tap
 ip -n "$NS" addr add "$SERVER_IP/24" dev "$TAP"
 ip -n "$NS" link set "$TAP" up
+# Fuzz seeds from the kernel client (fuzz/capture/kernel.sh): every packet on the tap.
+if [ -n "${VOLNFS_E2E_PCAP:-}" ]; then
+  ip netns exec "$NS" tcpdump -Z root -i "$TAP" -s 0 -U -w "$VOLNFS_E2E_PCAP" >"$RUN/tcpdump.log" 2>&1 &
+  for i in $(seq 50); do grep -q listening "$RUN/tcpdump.log" && break; sleep 0.1; done
+  grep -q listening "$RUN/tcpdump.log" || die "tcpdump did not start: $(cat "$RUN/tcpdump.log")"
+fi
 
 # ---------------------------------------------------------------- server
 stop_server() {
