@@ -6,6 +6,7 @@
 # the selected tests, each on its own disk:
 #   zone-setup  image/test/zone-setup-on-zfs.sh  -> prints ZONE-SETUP-ZFS OK
 #   volume      tests/zfs/volume-e2e.sh          -> prints VOLUME-ZFS OK
+#   rollback-curve  bench/growth/rollback-zfs.sh -> the rollback pause vs files (not in CI)
 # Exit 0 only if every selected test printed its OK line. Must run as root.
 # Knobs: ZFS_TEST_CACHE (/var/tmp/zfs-vm), ZFS_TEST_SKIP_PREP=1 (no apt), REBUILD=1,
 # ZFS_TEST_TIMEOUT (900 s), ZFS_TEST_MEM (1536 MiB), VOLNFS_BIN, VAPI_AGENT_BIN (else
@@ -24,7 +25,8 @@ for t in "${TESTS[@]}"; do
   case $t in
     zone-setup) args+=("zone-setup=$REPO/image/test/zone-setup-on-zfs.sh"); oks+=("ZONE-SETUP-ZFS OK");;
     volume) args+=("volume=$HERE/volume-e2e.sh"); oks+=("VOLUME-ZFS OK");;
-    *) say "unknown test $t (zone-setup, volume)"; exit 2;;
+    rollback-curve) args+=("rollback-curve=$REPO/bench/growth/rollback-zfs.sh"); oks+=("ROLLBACK-CURVE OK");;
+    *) say "unknown test $t (zone-setup, volume, rollback-curve)"; exit 2;;
   esac
 done
 if [ "${ZFS_TEST_SKIP_PREP:-0}" != 1 ] || [ ! -s "$ZFS_TEST_CACHE/kabi" ]; then
@@ -43,7 +45,7 @@ ZFS_TEST_KO=$KO ZFS_TEST_AGENT=$AGENT "$HERE/build-initramfs.sh" "$W/initramfs.g
 say "initramfs: $(( $(date +%s) - t ))s, $(du -h "$W/initramfs.gz" | cut -f1)"
 t=$(date +%s)
 "$HERE/run-guest.sh" "$W/initramfs.gz" "${#TESTS[@]}" "$W/guest.log" |
-  grep -aE --line-buffered '^(ZFS version|GUEST|PASS|FAIL|INFO|VOLUME-ZFS|ZONE-SETUP-ZFS|zones/)' || true
+  grep -aE --line-buffered '^(ZFS version|GUEST|PASS|FAIL|INFO|VOLUME-ZFS|ZONE-SETUP-ZFS|ROLLBACK-CURVE|zones/)' || true
 say "guest: $(( $(date +%s) - t ))s"
 [ -n "${ZFS_TEST_KEEP_LOG:-}" ] && cp "$W/guest.log" "$ZFS_TEST_KEEP_LOG"
 rc=0
