@@ -9,7 +9,7 @@ Only calls sent *to* SERVER_IP are kept (the server's own callbacks, such as
 NLM GRANTED to the client, are not what it decodes). TCP streams are put
 back together by sequence number and cut at the record marks; UDP datagrams
 are messages as they are. At most PER_PROCEDURE calls (default 25) are kept
-per program, version and procedure, and none over 70,000 bytes, so that a
+per program, version and procedure, evenly spaced over the capture, and none over 70,000 bytes, so that a
 large untar does not make thousands of near-identical seeds or megabyte
 inputs (libFuzzer's -max_len follows the largest seed).
 """
@@ -17,6 +17,8 @@ import collections
 import os
 import struct
 import sys
+
+from records import Records
 
 MAX_CALL = 70_000
 
@@ -103,35 +105,39 @@ def main():
                 # cut at a wrong place and dropped by the header check below
             parts.append(p)
             nxt = (seq + len(segs[seq])) & 0xFFFFFFFF
-        stream = b"".join(parts)
-        record, at = b"", 0
-        while at + 4 <= len(stream):
-            mark = struct.unpack(">I", stream[at : at + 4])[0]
-            length = mark & 0x7FFFFFFF
-            record += stream[at + 4 : at + 4 + length]
-            at += 4 + length
-            if mark & 0x80000000:
-                calls.append(("tcp", record))
-                record = b""
+        calls += [("tcp", r) for r in Records().feed(b"".join(parts))]
     calls += [("udp", d) for d in datagrams]
-    kept = collections.Counter()
-    written = 0
+    by_proc = collections.defaultdict(list)  # (program, version, procedure) -> calls
     for transport, msg in calls:
         if len(msg) < 24 or len(msg) > MAX_CALL:
             continue
         _xid, mtype, rpcvers, prog, vers, proc = struct.unpack(">IIIIII", msg[:24])
         if mtype != 0 or rpcvers != 2:
             continue
-        key = (prog, vers, proc)
-        if kept[key] >= per_proc:
-            continue
-        kept[key] += 1
-        written += 1
-        with open(os.path.join(raw, f"kernel-{transport}-{written:06d}.rpc"), "wb") as f:
-            f.write(msg)
-    print(f"{len(calls)} calls in the capture, {written} kept:")
-    for (prog, vers, proc), n in sorted(kept.items()):
-        print(f"  program {prog} v{vers} procedure {proc}: {n}")
+        by_proc[(prog, vers, proc)].append((transport, msg))
+    written = 0
+    print(f"{len(calls)} calls in the capture, kept:")
+    for key in sorted(by_proc):
+        chosen = spread(by_proc[key], per_proc)
+        for transport, msg in chosen:
+            written += 1
+            with open(os.path.join(raw, f"kernel-{transport}-{written:06d}.rpc"), "wb") as f:
+                f.write(msg)
+        prog, vers, proc = key
+        print(f"  program {prog} v{vers} procedure {proc}: {len(chosen)} of {len(by_proc[key])}")
+    print(f"{written} calls written to {raw}")
+
+
+def spread(items, k):
+    """At most k of items, evenly spaced over the whole list (first and last
+    included): the calls of a procedure from every phase of the workload,
+    not only from its start."""
+    n = len(items)
+    if n <= k:
+        return items
+    if k <= 1:
+        return items[:k]
+    return [items[round(i * (n - 1) / (k - 1))] for i in range(k)]
 
 
 main()

@@ -11,6 +11,8 @@ import socket
 import sys
 import threading
 
+from records import Records
+
 listen_port, target_port, outdir, tag = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
 os.makedirs(outdir, exist_ok=True)
 counter = [0]
@@ -26,25 +28,15 @@ def save(record):
 
 
 def client_to_server(src, dst):
-    buf = b""
-    record = b""
+    records = Records()
     try:
         while True:
             data = src.recv(65536)
             if not data:
                 break
             dst.sendall(data)
-            buf += data
-            while len(buf) >= 4:
-                mark = int.from_bytes(buf[:4], "big")
-                length = mark & 0x7FFFFFFF
-                if len(buf) < 4 + length:
-                    break
-                record += buf[4 : 4 + length]
-                buf = buf[4 + length :]
-                if mark & 0x80000000:
-                    save(record)
-                    record = b""
+            for record in records.feed(data):
+                save(record)
     except OSError:
         pass
     finally:
