@@ -4,16 +4,19 @@
 # dataset served by volnfs and mounted by the Linux kernel client over loopback; for each
 # size the files are made on the dataset, listed through the client (so the handle index
 # holds every one of them), snapshotted, one file is added, and the volume is rolled back
-# through `volnfs ctl`. Per size one line
-#   INFO curve files=N rollback_ms=.. paused_ms=.. first_stat_ms=.. relist_ms=.. index_mb=..
+# through `volnfs ctl`. Per size three lines:
+#   INFO curve files=N dataset_files=.. rollback_ms=.. paused_ms=.. zfs_rollback_ms=..
+#        first_stat_ms=.. list_before_ms=.. relist_ms=.. relist_again_ms=.. state_kb=.. rebuilds=..
+#   INFO calls files=N before: READDIRPLUS:calls/rtt_ms ...   (and "after:")
 # rollback_ms: the ctl call as the operator sees it; paused_ms: how long NFS calls were held
-# (the server's own figure); first_stat_ms: the first stat of an old file through the
-# client afterwards (its handle from before the rollback); relist_ms: listing the whole
-# directory's names again (list_before_ms: the same listing before the snapshot,
-# relist_again_ms: once more after; rebuilds: index walks the server logged; the INFO calls
-# lines: the client's READDIRPLUS/GETATTR/... calls and rtt for the listing before and
-# after, from /proc/self/mountstats); zfs_rollback_ms: the same kind of rollback done by `zfs rollback`
-# alone, which is ZFS's share of the pause. TCG guest: absolute numbers
+# (the server's own figure); zfs_rollback_ms: the same kind of rollback done by `zfs
+# rollback` alone, which is ZFS's share of the pause; first_stat_ms: the first stat of an
+# old file through the client afterwards (its handle from before the rollback);
+# list_before_ms / relist_ms / relist_again_ms: listing the directory's names through the
+# client before the snapshot, right after the rollback and once more; state_kb: the state
+# directory (handle index); rebuilds: index walks the server has logged so far; the calls
+# lines: the client's READDIR/READDIRPLUS/GETATTR/LOOKUP/ACCESS calls and their rtt during
+# the listings before and after, from /proc/self/mountstats. TCG guest: absolute numbers
 # are many times a real machine's; read the growth, not the values.
 VOLNFS=${VOLNFS:-volnfs}
 ZFS=${ZFS:-/sbin/zfs}

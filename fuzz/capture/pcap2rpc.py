@@ -9,9 +9,10 @@ Only calls sent *to* SERVER_IP are kept (the server's own callbacks, such as
 NLM GRANTED to the client, are not what it decodes). TCP streams are put
 back together by sequence number and cut at the record marks; UDP datagrams
 are messages as they are. At most PER_PROCEDURE calls (default 25) are kept
-per program, version and procedure, evenly spaced over the capture, and none over 70,000 bytes, so that a
-large untar does not make thousands of near-identical seeds or megabyte
-inputs (libFuzzer's -max_len follows the largest seed).
+per program, version and procedure, evenly spaced over the capture, and none
+over 70,000 bytes, so that a large untar does not make thousands of
+near-identical seeds or megabyte inputs (libFuzzer's -max_len follows the
+largest seed).
 """
 import collections
 import os
