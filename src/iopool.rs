@@ -25,9 +25,19 @@
 //! switches per random write at queue depth 16 before, 1.4 after; see
 //! bench/RESULTS.md). While jobs wait for that room one idle thread watches
 //! the clock, so unannounced stalls let `cpus` more jobs in per `STALLED`.
+//!
+//! One exception to "threads of its own": a call alone on its connection
+//! (nothing else in flight, nothing more received — a client waiting for
+//! each reply, queue depth 1) runs on the async worker that received it,
+//! inside `block_in_place`, up to `cpus` such calls at once
+//! (`submit_call`, in `receiver`). The worker first hands its other tasks
+//! to another thread, and the call runs in a task of its own, so neither
+//! other clients nor the connection's next call wait for it; what it saves
+//! is the wakeup of a sleeping pool thread on every call.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -128,6 +138,12 @@ struct Inner {
     state: Mutex<State>,
     work: Condvar,
     drained: Condvar,
+    /// Calls running on their receiving thread now (`submit_call`), and
+    /// in all.
+    here: AtomicUsize,
+    here_total: AtomicU64,
+    /// Set by `shutdown`: no more calls start on their receiving thread.
+    closing: AtomicBool,
 }
 
 /// A handle on the pool; clones share it.
@@ -144,6 +160,9 @@ pub struct PoolStats {
     pub queued: usize,
     pub max_threads: usize,
     pub per_client: usize,
+    /// Calls run on their receiving thread instead (`submit_call`), since
+    /// start.
+    pub ran_on_receiver: u64,
 }
 
 impl IoPool {
@@ -160,6 +179,9 @@ impl IoPool {
                 state: Mutex::new(State::default()),
                 work: Condvar::new(),
                 drained: Condvar::new(),
+                here: AtomicUsize::new(0),
+                here_total: AtomicU64::new(0),
+                closing: AtomicBool::new(false),
             }),
         }
     }
@@ -351,30 +373,43 @@ impl IoPool {
             queued: g.queued_jobs,
             max_threads: self.inner.cfg.threads,
             per_client: self.inner.cfg.per_client,
+            ran_on_receiver: self.inner.here_total.load(Ordering::Relaxed),
         }
     }
 
     /// Runs what is queued, then stops every thread and waits for them (at
     /// most `limit`; a job stuck in the kernel is left behind).
     pub fn shutdown(&self, limit: Duration) {
+        self.inner.closing.store(true, Ordering::SeqCst);
         let mut g = self.lock();
         g.shutdown = true;
         self.inner.work.notify_all();
         let deadline = std::time::Instant::now() + limit;
-        while g.queued_jobs + g.running_jobs > 0 || g.threads > 0 {
+        loop {
+            // Calls on their receiving threads finish without a signal:
+            // polled (a few at most, each one file system call).
+            let here = self.inner.here.load(Ordering::SeqCst);
+            if g.queued_jobs + g.running_jobs == 0 && g.threads == 0 && here == 0 {
+                return;
+            }
             let left = deadline.saturating_duration_since(std::time::Instant::now());
             if left.is_zero() {
                 tracing::warn!(
-                    running = g.running_jobs,
+                    running = g.running_jobs + here,
                     queued = g.queued_jobs,
                     "file I/O still running at the drain limit; not waiting for it"
                 );
                 return;
             }
+            let wait = if here > 0 {
+                left.min(Duration::from_millis(5))
+            } else {
+                left
+            };
             g = self
                 .inner
                 .drained
-                .wait_timeout(g, left)
+                .wait_timeout(g, wait)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }
@@ -390,6 +425,7 @@ fn run(job: Job) {
 }
 
 mod blocking;
+mod receiver;
 pub use blocking::blocking;
 use blocking::{CURRENT, JOB};
 

@@ -5,6 +5,11 @@
 //! and all 128 reads finish within a second: they run in parallel on the file
 //! I/O pool, not a few at a time behind the async workers.
 //!
+//! A call alone on its connection runs on the thread that received it (no
+//! hop to a pool thread: queue depth 1 pays no wakeup). The second test shows
+//! that path cannot stall either: with several clients each waiting for one
+//! cold READ, their own next calls and another client's are answered at once.
+//!
 //! Wide margins on purpose: this checks "not stuck behind the disk", not a
 //! speed (serially the reads would take 12.8 s; behind 4 workers 3.2 s).
 //! Needs root (FUSE mount) and /dev/fuse: a Linux test host.
@@ -103,14 +108,14 @@ fn handle_after_status(res: &[u8]) -> Vec<u8> {
     res[8..8 + len].to_vec()
 }
 
-/// volnfs on `export` (the FUSE mount): no portmapper, no lock manager, no state.
-fn start_volnfs(export: &Path) -> Server {
-    let mut builder = Server::builder()
-        .export_path(export)
-        .no_portmap()
-        .no_state()
-        .arg("--no-lock")
-        .env("RUST_LOG", "warn");
+/// volnfs on `export` (the FUSE mount): no portmapper, no lock manager;
+/// with a state_dir (and so a control socket) when `state`.
+fn start_volnfs(export: &Path, state: bool) -> Server {
+    let mut builder = Server::builder().export_path(export).no_portmap();
+    if !state {
+        builder = builder.no_state();
+    }
+    builder = builder.arg("--no-lock").env("RUST_LOG", "warn");
     // VOLNFS_BIN: run the check against another build (e.g. an older one).
     if let Some(bin) = std::env::var_os("VOLNFS_BIN") {
         builder = builder.bin(Path::new(&bin));
@@ -134,7 +139,7 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
         &[fuser::MountOption::FSName("slowfs".into())],
     )
     .expect("FUSE mount (needs root and /dev/fuse)");
-    let server = start_volnfs(mnt.path());
+    let server = start_volnfs(mnt.path(), false);
     let (nfs_port, mount_port) = (server.nfs_port, server.mount_port);
     let nfs = SocketAddr::from(([127, 0, 0, 1], nfs_port));
 
@@ -207,5 +212,109 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
         );
         assert!(slowest < Duration::from_millis(50), "another client waited {slowest:?} behind the disk");
         assert!(all < Duration::from_secs(1), "128 cold reads took {all:?}: not in parallel");
+    });
+}
+
+#[test]
+#[ignore = "needs root"]
+fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
+    const CLIENTS: usize = 4;
+    let backing = tempfile::tempdir().unwrap();
+    for i in 0..CLIENTS {
+        std::fs::write(backing.path().join(format!("f{i}")), vec![i as u8; 4096]).unwrap();
+    }
+    let mnt = tempfile::tempdir().unwrap();
+    let fs = slowfs::SlowFs::new(backing.path(), DELAY);
+    let _session = fuser::spawn_mount2(
+        fs,
+        mnt.path(),
+        &[fuser::MountOption::FSName("slowfs".into())],
+    )
+    .expect("FUSE mount (needs root and /dev/fuse)");
+    let server = start_volnfs(mnt.path(), true);
+    let nfs = SocketAddr::from(([127, 0, 0, 1], server.nfs_port));
+    let mount = SocketAddr::from(([127, 0, 0, 1], server.mount_port));
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut m = connect("127.0.0.1", mount).await;
+        let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
+        let mut c = connect("127.0.0.1", nfs).await;
+        let mut files = Vec::new();
+        for i in 0..CLIENTS {
+            let mut args = opaque(&root);
+            args.extend(opaque(format!("f{i}").as_bytes()));
+            files.push(handle_after_status(&rpc(&mut c, 10 + i as u32, 100003, 3, 3, &args).await));
+        }
+
+        let ran_here = || {
+            let st = server.ctl_json(&["status"]);
+            st["result"]["io_pool"]["ran_on_receiver"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("status has io_pool.ran_on_receiver: {st}"))
+        };
+        let before = ran_here();
+        // Each client: one cold READ, alone on its connection (so it may run
+        // on the receiving thread), then, while it waits for the disk, a
+        // GETATTR on the same connection: answered first, and at once.
+        let t0 = Instant::now();
+        let mut clients = Vec::new();
+        for (i, fh) in files.into_iter().enumerate() {
+            let root = root.clone();
+            clients.push(tokio::spawn(async move {
+                let mut s = connect(&format!("127.0.0.{}", 2 + i), nfs).await;
+                let mut args = opaque(&fh);
+                args.extend_from_slice(&0u64.to_be_bytes());
+                args.extend_from_slice(&4096u32.to_be_bytes());
+                s.write_all(&call(100, 100003, 3, 6, &args)).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let sent = Instant::now();
+                s.write_all(&call(200, 100003, 3, 1, &opaque(&root))).await.unwrap();
+                let first = read_record(&mut s).await;
+                let getattr_wait = sent.elapsed();
+                let (xid, res) = results(&first);
+                assert_eq!(xid, 200, "client {i}: the GETATTR answered before the cold READ");
+                assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
+                let second = read_record(&mut s).await;
+                let (xid, res) = results(&second);
+                assert_eq!(xid, 100);
+                assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
+                let data = &res[4 + 88 + 12..];
+                assert_eq!(data[..4096], [i as u8; 4096][..], "READ: that file's bytes");
+                (getattr_wait, t0.elapsed())
+            }));
+        }
+        // Before anything else is sent: how many of the READs took the path.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let reads_here = ran_here() - before;
+        // Another client meanwhile.
+        let mut other = connect("127.0.0.9", nfs).await;
+        let mut slowest = Duration::ZERO;
+        for round in 0..4u32 {
+            let t = Instant::now();
+            rpc(&mut other, 1000 + round, 100003, 3, 0, &[]).await;
+            let res = rpc(&mut other, 2000 + round, 100003, 3, 1, &opaque(&root)).await;
+            assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
+            slowest = slowest.max(t.elapsed());
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+        let (mut own, mut all) = (Duration::ZERO, Duration::ZERO);
+        for c in clients {
+            let (g, t) = c.await.unwrap();
+            own = own.max(g);
+            all = all.max(t);
+        }
+        eprintln!(
+            "{CLIENTS} lone cold reads in {all:?}, {reads_here} of them on their receiving thread; \
+             slowest GETATTR behind its connection's read {own:?}, another client's NULL + GETATTR {slowest:?}"
+        );
+        assert!(reads_here >= 1, "no READ ran on its receiving thread: this test did not test that path");
+        assert!(own < Duration::from_millis(50), "a GETATTR waited {own:?} behind its connection's READ");
+        assert!(slowest < Duration::from_millis(50), "another client waited {slowest:?} behind the disk");
+        assert!(all < Duration::from_secs(1), "{CLIENTS} cold reads took {all:?}");
     });
 }

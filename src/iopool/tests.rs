@@ -246,3 +246,98 @@ fn a_panicking_job_does_not_kill_its_thread() {
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(7));
     pool.shutdown(Duration::from_secs(5));
 }
+
+/// A lone call runs on the thread that received it (no pool thread is
+/// woken), up to `cpus` at once; the rest, calls that are not alone, calls
+/// outside a multi-threaded runtime and calls after `shutdown` go to the
+/// pool, and `shutdown` waits for the ones on receiving threads.
+#[test]
+fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 4,
+        per_client: 4,
+        cpus: 1,
+        ..PoolConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let name = || std::thread::current().name().unwrap_or("").to_string();
+    let gate = Arc::new(Gate::default());
+    let (tx, rx) = mpsc::channel::<(&str, String)>();
+    rt.block_on(async {
+        // The first lone call takes the one receiver slot and waits at the gate.
+        let (t, g) = (tx.clone(), gate.clone());
+        pool.submit_call(
+            ip(1),
+            true,
+            Box::new(move || {
+                t.send(("first", name())).unwrap();
+                g.wait();
+            }),
+        );
+        let first = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(first.0, "first");
+        assert_ne!(
+            first.1, "volnfs-io",
+            "a lone call runs on its receiving thread"
+        );
+        // A second lone call finds the slot taken; a call that is not
+        // alone always goes to the pool.
+        for (what, alone) in [("second", true), ("pipelined", false)] {
+            let t = tx.clone();
+            pool.submit_call(
+                ip(2),
+                alone,
+                Box::new(move || t.send((what, name())).unwrap()),
+            );
+            let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert_eq!(
+                got,
+                (what, "volnfs-io".to_string()),
+                "{what} ran on a pool thread"
+            );
+        }
+        assert_eq!(pool.stats().ran_on_receiver, 1);
+    });
+    // Outside a runtime: the pool.
+    let t = tx.clone();
+    pool.submit_call(
+        ip(3),
+        true,
+        Box::new(move || t.send(("outside", name())).unwrap()),
+    );
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap().1,
+        "volnfs-io"
+    );
+    // shutdown waits for the call still at the gate.
+    let done = Arc::new(AtomicUsize::new(0));
+    let opener = {
+        let (g, done) = (gate.clone(), done.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            done.store(1, Ordering::SeqCst);
+            g.open();
+        })
+    };
+    pool.shutdown(Duration::from_secs(10));
+    assert_eq!(
+        done.load(Ordering::SeqCst),
+        1,
+        "shutdown returned before the lone call ended"
+    );
+    opener.join().unwrap();
+    rt.block_on(async {
+        let t = tx.clone();
+        pool.submit_call(
+            ip(1),
+            true,
+            Box::new(move || t.send(("late", name())).unwrap()),
+        );
+    });
+    // After shutdown jobs run inline, on the caller: the runtime's thread.
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, "late");
+    assert_eq!(pool.stats().ran_on_receiver, 1);
+}

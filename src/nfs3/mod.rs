@@ -243,8 +243,9 @@ impl Program for Nfs3 {
         }
         let nfs = self.me.clone();
         let client = call.ctx.peer.ip();
-        self.pool.submit(
+        self.pool.submit_call(
             client,
+            call.ctx.alone,
             Box::new(move || {
                 let _admitted = admitted;
                 let Some(nfs) = nfs.upgrade() else { return };

@@ -49,6 +49,10 @@ pub struct CallContext {
     /// Our address the call arrived on, when the transport knows it.
     pub local: Option<SocketAddr>,
     pub transport: Transport,
+    /// The only call in flight on its connection, with nothing more
+    /// received yet: the transport's reader has nothing else to do, so the
+    /// call may run on the receiving thread (`IoPool::submit_call`).
+    pub alone: bool,
 }
 
 /// One received call: its context and the message it came in (owned, so
@@ -273,6 +277,7 @@ impl Dispatcher {
                     peer,
                     local,
                     transport,
+                    alone: false,
                 },
                 msg,
                 args_at,

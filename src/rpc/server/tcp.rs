@@ -310,7 +310,7 @@ pub(super) async fn serve(
                 },
             ),
             Parsed::Call {
-                call,
+                mut call,
                 program,
                 reply_size_hint,
             } => {
@@ -329,6 +329,10 @@ pub(super) async fn serve(
                     let Some(extra) = extra else { break };
                     room.merge(extra);
                 }
+                // Nothing else in flight and nothing more received: the
+                // client waits for this reply before it sends again.
+                call.ctx.alone =
+                    inflight.available_permits() + 1 == max_inflight && rd.buffer().is_empty();
                 let ticket = Ticket {
                     _inflight: permit,
                     room: Some(Room(room)),

@@ -1,0 +1,73 @@
+//! A call that is alone on its connection runs on the thread that received
+//! it, without the hop to a pool thread (see `IoPool::submit_call`).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::{run, IoPool, Job};
+
+/// Gives back a receiver slot when the call is done (or its task dropped).
+struct Slot(IoPool);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.inner.here.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl IoPool {
+    /// Runs a client's call `job`. Usually on a pool thread (`submit`).
+    /// When `alone` — the only call in flight on its connection, nothing
+    /// more received — and fewer than `cpus` such calls run now, it runs
+    /// instead on the async worker that received it, inside
+    /// `tokio::task::block_in_place`: tokio first hands that worker's
+    /// scheduler (its queued tasks, its turn at the I/O driver) to another
+    /// thread, so the filesystem call may block without holding up anything
+    /// else, and no other thread has to be woken before the work starts.
+    /// That wakeup is what a client waiting for each reply (queue depth 1:
+    /// one process writing a file through the kernel client) would
+    /// otherwise pay on every call (bench/RESULTS.md).
+    ///
+    /// The job runs in a task of its own, so the connection's reader goes
+    /// on reading: a call that arrives while this one waits for the disk is
+    /// not alone and goes to the pool. Outside a multi-threaded tokio
+    /// runtime, and once `shutdown` has begun (which waits for these calls
+    /// too), every job goes to the pool.
+    pub fn submit_call(&self, client: IpAddr, alone: bool, job: Job) {
+        let here = if alone { self.receiver_slot() } else { None };
+        let Some(slot) = here else {
+            return self.submit(client, job);
+        };
+        self.inner.here_total.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let _slot = slot;
+            tokio::task::block_in_place(|| run(job));
+        });
+    }
+
+    /// A slot to run a call on its receiving thread, if the runtime allows
+    /// it and fewer than `cpus` run so now.
+    fn receiver_slot(&self) -> Option<Slot> {
+        let multi =
+            Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread);
+        if !multi {
+            return None;
+        }
+        let cap = self.inner.cfg.cpus;
+        self.inner
+            .here
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < cap).then_some(n + 1)
+            })
+            .ok()?;
+        let slot = Slot(self.clone());
+        // Counted first, then checked: `shutdown` sets `closing` first, then
+        // reads the count, so one of the two sees the other.
+        if self.inner.closing.load(Ordering::SeqCst) {
+            return None; // the slot is given back
+        }
+        Some(slot)
+    }
+}
