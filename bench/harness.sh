@@ -171,6 +171,25 @@ fi
 
 IFS=, read -r -a TLIST <<< "$TESTS"
 NT=${#TARGETS[@]}
+# seqread and the random tests read or overwrite the file seqwrite makes: when no
+# seqwrite runs before them, make it once per target, untimed.
+NEED_FILE=0
+for test in "${TLIST[@]}"; do
+  case "$test" in seqwrite) break;; seqread|rand*) NEED_FILE=1; break;; esac
+done
+if [ "$NEED_FILE" = 1 ]; then
+  for tgt in "${TARGETS[@]}"; do
+    lab=$(kv label "$tgt"); host=$(kv host "$tgt"); host=${host:-127.0.0.1}
+    url="nfs://$host$(kv export "$tgt")?nfsport=$(kv nfsport "$tgt")&mountport=$(kv mountport "$tgt")${URL_ARGS:+&$URL_ARGS}"
+    bench=$NFSBENCH
+    if [ -n "$(kv local "$tgt")" ]; then bench=$LOCALBENCH url=$(kv local "$tgt"); fi
+    IFS='|' read -r args _ _ <<< "$(test_args seqwrite "$lab")"
+    echo "# $lab: writing the $SIZE test file (untimed; no seqwrite in --tests)" | tee -a "$LOG"
+    # shellcheck disable=SC2086
+    timeout -k 5 "$RUN_TIMEOUT" "$bench" "$url" $args >>"$LOG" 2>&1 ||
+      { echo "FAILED: $lab: could not write the test file ($bench '$url' $args)" | tee -a "$LOG" >&2; exit 1; }
+  done
+fi
 for test in "${TLIST[@]}"; do
   for rep in $(seq $((1 - WARMUP)) "$REPS"); do
     for k in $(seq 0 $((NT - 1))); do
