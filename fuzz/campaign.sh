@@ -129,5 +129,5 @@ for t in "${targets[@]}"; do
 done
 
 write_results
+exit 0 # before bash reads past the block: the file may have changed since it started
 }
-
