@@ -263,14 +263,16 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
         // GETATTR on the same connection: answered first, and at once.
         let t0 = Instant::now();
         let mut clients = Vec::new();
+        let (sent_tx, mut sent_rx) = tokio::sync::mpsc::unbounded_channel();
         for (i, fh) in files.into_iter().enumerate() {
-            let root = root.clone();
+            let (root, sent_tx) = (root.clone(), sent_tx.clone());
             clients.push(tokio::spawn(async move {
                 let mut s = connect(&format!("127.0.0.{}", 2 + i), nfs).await;
                 let mut args = opaque(&fh);
                 args.extend_from_slice(&0u64.to_be_bytes());
                 args.extend_from_slice(&4096u32.to_be_bytes());
                 s.write_all(&call(100, 100003, 3, 6, &args)).await.unwrap();
+                let _ = sent_tx.send(());
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let sent = Instant::now();
                 s.write_all(&call(200, 100003, 3, 1, &opaque(&root))).await.unwrap();
@@ -288,9 +290,19 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
                 (getattr_wait, t0.elapsed())
             }));
         }
-        // Before anything else is sent: how many of the READs took the path.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-        let reads_here = ran_here() - before;
+        // Once every READ is sent and before anything else that could run
+        // on a receiving thread is (the GETATTRs follow a READ in flight, so
+        // they are not alone): how many of the READs took the path. The
+        // count is cumulative, so a slow box only delays it.
+        for _ in 0..CLIENTS {
+            sent_rx.recv().await.expect("a client sent its READ");
+        }
+        let waiting = Instant::now();
+        let mut reads_here = 0;
+        while reads_here == 0 && waiting.elapsed() < Duration::from_secs(2) {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            reads_here = ran_here() - before;
+        }
         // Another client meanwhile.
         let mut other = connect("127.0.0.9", nfs).await;
         let mut slowest = Duration::ZERO;
