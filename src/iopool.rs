@@ -386,8 +386,7 @@ impl IoPool {
         self.inner.work.notify_all();
         let deadline = std::time::Instant::now() + limit;
         loop {
-            // Calls on their receiving threads finish without a signal:
-            // polled (a few at most, each one file system call).
+            // Calls on their receiving threads signal `drained` too (`Slot`).
             let here = self.inner.here.load(Ordering::SeqCst);
             if g.queued_jobs + g.running_jobs == 0 && g.threads == 0 && here == 0 {
                 return;
@@ -401,15 +400,10 @@ impl IoPool {
                 );
                 return;
             }
-            let wait = if here > 0 {
-                left.min(Duration::from_millis(5))
-            } else {
-                left
-            };
             g = self
                 .inner
                 .drained
-                .wait_timeout(g, wait)
+                .wait_timeout(g, left)
                 .unwrap_or_else(|p| p.into_inner())
                 .0;
         }

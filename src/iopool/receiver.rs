@@ -8,12 +8,20 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{run, IoPool, Job};
 
-/// Gives back a receiver slot when the call is done (or its task dropped).
+/// Gives back a receiver slot when the call is done (or its task dropped);
+/// during `shutdown`, wakes it to count again.
 struct Slot(IoPool);
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.inner.here.fetch_sub(1, Ordering::AcqRel);
+        let inner = &self.0.inner;
+        inner.here.fetch_sub(1, Ordering::SeqCst);
+        if inner.closing.load(Ordering::SeqCst) {
+            // Under the lock `shutdown` reads the count with, so the wakeup
+            // cannot fall between its read and its wait.
+            let _g = self.0.lock();
+            inner.drained.notify_all();
+        }
     }
 }
 
