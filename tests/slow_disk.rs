@@ -123,42 +123,110 @@ fn start_volnfs(export: &Path, state: bool) -> Server {
     builder.start()
 }
 
-#[test]
-#[ignore = "needs root"]
-fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
+/// An export on the slow disk holding `files` 4 KiB files `f000`, `f001`, …
+/// (file i full of byte i), served by volnfs (with a state_dir when `state`).
+struct SlowExport {
+    server: Server,
+    nfs: SocketAddr,
+    mount: SocketAddr,
+    /// Reads waiting in the slow disk at once, at most.
+    peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    _session: fuser::BackgroundSession,
+    _dirs: (tempfile::TempDir, tempfile::TempDir),
+}
+
+fn slow_export(files: usize, state: bool) -> SlowExport {
     let backing = tempfile::tempdir().unwrap();
-    for i in 0..FILES {
+    for i in 0..files {
         std::fs::write(backing.path().join(format!("f{i:03}")), vec![i as u8; 4096]).unwrap();
     }
     let mnt = tempfile::tempdir().unwrap();
     let fs = slowfs::SlowFs::new(backing.path(), DELAY);
     let peak = fs.peak.clone();
-    let _session = fuser::spawn_mount2(
+    let session = fuser::spawn_mount2(
         fs,
         mnt.path(),
         &[fuser::MountOption::FSName("slowfs".into())],
     )
     .expect("FUSE mount (needs root and /dev/fuse)");
-    let server = start_volnfs(mnt.path(), false);
-    let (nfs_port, mount_port) = (server.nfs_port, server.mount_port);
-    let nfs = SocketAddr::from(([127, 0, 0, 1], nfs_port));
+    let server = start_volnfs(mnt.path(), state);
+    SlowExport {
+        nfs: SocketAddr::from(([127, 0, 0, 1], server.nfs_port)),
+        mount: SocketAddr::from(([127, 0, 0, 1], server.mount_port)),
+        server,
+        peak,
+        _session: session,
+        _dirs: (backing, mnt),
+    }
+}
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap();
-    rt.block_on(async {
-        // Setup, not timed: the root handle and a handle per file.
-        let mut m = connect("127.0.0.1", SocketAddr::from(([127, 0, 0, 1], mount_port))).await;
-        let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
-        let mut c = connect("127.0.0.1", nfs).await;
-        let mut files = Vec::new();
-        for i in 0..FILES {
-            let mut args = opaque(&root);
-            args.extend(opaque(format!("f{i:03}").as_bytes()));
-            files.push(handle_after_status(&rpc(&mut c, 10 + i as u32, 100003, 3, 3, &args).await));
-        }
+        .unwrap()
+}
+
+/// Setup, not timed: the root handle (MOUNT) and a handle per file (LOOKUP).
+async fn handles(ex: &SlowExport, files: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+    let mut m = connect("127.0.0.1", ex.mount).await;
+    let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
+    let mut c = connect("127.0.0.1", ex.nfs).await;
+    let mut fhs = Vec::new();
+    for i in 0..files {
+        let mut args = opaque(&root);
+        args.extend(opaque(format!("f{i:03}").as_bytes()));
+        fhs.push(handle_after_status(
+            &rpc(&mut c, 10 + i as u32, 100003, 3, 3, &args).await,
+        ));
+    }
+    (root, fhs)
+}
+
+/// READ arguments: the first 4 KiB of `fh`.
+fn read_args(fh: &[u8]) -> Vec<u8> {
+    let mut args = opaque(fh);
+    args.extend_from_slice(&0u64.to_be_bytes());
+    args.extend_from_slice(&4096u32.to_be_bytes());
+    args
+}
+
+/// The data of a READ reply's results: status, post_op_attr (present:
+/// 1 + 84 bytes), count, eof, then the data.
+fn read_data(res: &[u8]) -> &[u8] {
+    &res[4 + 88 + 12..]
+}
+
+/// Another client, `from`: `rounds` NULL + GETATTR pairs `pause` apart; the
+/// slowest pair.
+async fn slowest_null_getattr(
+    from: &str,
+    nfs: SocketAddr,
+    root: &[u8],
+    rounds: u32,
+    pause: Duration,
+) -> Duration {
+    let mut other = connect(from, nfs).await;
+    let mut slowest = Duration::ZERO;
+    for round in 0..rounds {
+        let t = Instant::now();
+        rpc(&mut other, 1000 + round, 100003, 3, 0, &[]).await;
+        let res = rpc(&mut other, 2000 + round, 100003, 3, 1, &opaque(root)).await;
+        assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
+        slowest = slowest.max(t.elapsed());
+        tokio::time::sleep(pause).await;
+    }
+    slowest
+}
+
+#[test]
+#[ignore = "needs root"]
+fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
+    let ex = slow_export(FILES, false);
+    let nfs = ex.nfs;
+    runtime().block_on(async {
+        let (root, files) = handles(&ex, FILES).await;
 
         // Two clients, 64 cold READs pipelined on each connection.
         let t0 = Instant::now();
@@ -170,10 +238,7 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
                 let mut s = connect(from, nfs).await;
                 let mut batch = Vec::new();
                 for (k, fh) in part.iter().enumerate() {
-                    let mut args = opaque(fh);
-                    args.extend_from_slice(&0u64.to_be_bytes());
-                    args.extend_from_slice(&4096u32.to_be_bytes());
-                    batch.extend(call((first + k) as u32, 100003, 3, 6, &args));
+                    batch.extend(call((first + k) as u32, 100003, 3, 6, &read_args(fh)));
                 }
                 s.write_all(&batch).await.unwrap();
                 let mut got = 0;
@@ -181,8 +246,7 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
                     let r = read_record(&mut s).await;
                     let (xid, res) = results(&r);
                     assert_eq!(&res[..4], &[0, 0, 0, 0], "READ xid {xid} status OK");
-                    // status, post_op_attr (present: 1 + 84 bytes), count, eof, data.
-                    let data = &res[4 + 88 + 12..];
+                    let data = read_data(res);
                     assert_eq!(data[..4096], [xid as u8; 4096][..], "READ xid {xid}: that file's bytes");
                     got += 1;
                 }
@@ -192,23 +256,14 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
 
         // A third client, meanwhile: NULL and GETATTR stay prompt.
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let mut other = connect("127.0.0.4", nfs).await;
-        let mut slowest = Duration::ZERO;
-        for round in 0..5u32 {
-            let t = Instant::now();
-            rpc(&mut other, 1000 + round, 100003, 3, 0, &[]).await;
-            let res = rpc(&mut other, 2000 + round, 100003, 3, 1, &opaque(&root)).await;
-            assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
-            slowest = slowest.max(t.elapsed());
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let slowest = slowest_null_getattr("127.0.0.4", nfs, &root, 5, Duration::from_millis(20)).await;
         let mut all = Duration::ZERO;
         for r in readers {
             all = all.max(r.await.unwrap());
         }
         eprintln!(
             "128 cold reads of {DELAY:?} each in {all:?} (at most {} at once); slowest NULL + GETATTR of another client {slowest:?}",
-            peak.load(Ordering::SeqCst)
+            ex.peak.load(Ordering::SeqCst)
         );
         assert!(slowest < Duration::from_millis(50), "another client waited {slowest:?} behind the disk");
         assert!(all < Duration::from_secs(1), "128 cold reads took {all:?}: not in parallel");
@@ -219,40 +274,13 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
 #[ignore = "needs root"]
 fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
     const CLIENTS: usize = 4;
-    let backing = tempfile::tempdir().unwrap();
-    for i in 0..CLIENTS {
-        std::fs::write(backing.path().join(format!("f{i}")), vec![i as u8; 4096]).unwrap();
-    }
-    let mnt = tempfile::tempdir().unwrap();
-    let fs = slowfs::SlowFs::new(backing.path(), DELAY);
-    let _session = fuser::spawn_mount2(
-        fs,
-        mnt.path(),
-        &[fuser::MountOption::FSName("slowfs".into())],
-    )
-    .expect("FUSE mount (needs root and /dev/fuse)");
-    let server = start_volnfs(mnt.path(), true);
-    let nfs = SocketAddr::from(([127, 0, 0, 1], server.nfs_port));
-    let mount = SocketAddr::from(([127, 0, 0, 1], server.mount_port));
-
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let mut m = connect("127.0.0.1", mount).await;
-        let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
-        let mut c = connect("127.0.0.1", nfs).await;
-        let mut files = Vec::new();
-        for i in 0..CLIENTS {
-            let mut args = opaque(&root);
-            args.extend(opaque(format!("f{i}").as_bytes()));
-            files.push(handle_after_status(&rpc(&mut c, 10 + i as u32, 100003, 3, 3, &args).await));
-        }
+    let ex = slow_export(CLIENTS, true);
+    let nfs = ex.nfs;
+    runtime().block_on(async {
+        let (root, files) = handles(&ex, CLIENTS).await;
 
         let ran_here = || {
-            let st = server.ctl_json(&["status"]);
+            let st = ex.server.ctl_json(&["status"]);
             st["result"]["io_pool"]["ran_on_receiver"]
                 .as_u64()
                 .unwrap_or_else(|| panic!("status has io_pool.ran_on_receiver: {st}"))
@@ -268,10 +296,7 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
             let (root, sent_tx) = (root.clone(), sent_tx.clone());
             clients.push(tokio::spawn(async move {
                 let mut s = connect(&format!("127.0.0.{}", 2 + i), nfs).await;
-                let mut args = opaque(&fh);
-                args.extend_from_slice(&0u64.to_be_bytes());
-                args.extend_from_slice(&4096u32.to_be_bytes());
-                s.write_all(&call(100, 100003, 3, 6, &args)).await.unwrap();
+                s.write_all(&call(100, 100003, 3, 6, &read_args(&fh))).await.unwrap();
                 let _ = sent_tx.send(());
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 let sent = Instant::now();
@@ -285,8 +310,7 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
                 let (xid, res) = results(&second);
                 assert_eq!(xid, 100);
                 assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
-                let data = &res[4 + 88 + 12..];
-                assert_eq!(data[..4096], [i as u8; 4096][..], "READ: that file's bytes");
+                assert_eq!(read_data(res)[..4096], [i as u8; 4096][..], "READ: that file's bytes");
                 (getattr_wait, t0.elapsed())
             }));
         }
@@ -304,16 +328,7 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
             reads_here = ran_here() - before;
         }
         // Another client meanwhile.
-        let mut other = connect("127.0.0.9", nfs).await;
-        let mut slowest = Duration::ZERO;
-        for round in 0..4u32 {
-            let t = Instant::now();
-            rpc(&mut other, 1000 + round, 100003, 3, 0, &[]).await;
-            let res = rpc(&mut other, 2000 + round, 100003, 3, 1, &opaque(&root)).await;
-            assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
-            slowest = slowest.max(t.elapsed());
-            tokio::time::sleep(Duration::from_millis(15)).await;
-        }
+        let slowest = slowest_null_getattr("127.0.0.9", nfs, &root, 4, Duration::from_millis(15)).await;
         let (mut own, mut all) = (Duration::ZERO, Duration::ZERO);
         for c in clients {
             let (g, t) = c.await.unwrap();
