@@ -35,6 +35,11 @@
 #                     neighbours happen to keep the box busy (NULL qd1 on an idle box:
 #                     ~12k calls/s plain vs ~20k with --spin). SCHED_IDLE yields at once to
 #                     any normal task. Off by default (the baseline was taken without it).
+#   --colocate CPU    run the client and every thread of the target's server on CPU only
+#                     (taskset; the server is unpinned again after each run). Takes out
+#                     the cross-CPU wake-up of a halted vCPU that every queue-depth-1 round
+#                     trip pays twice on this VM (~25 us each), so what is left is the two
+#                     processes' own path: shows the servers' difference, not a deployment.
 #   --url-args STR    extra libnfs URL arguments, e.g. "auto-traverse-mounts=0"
 #   --run-timeout S   kill a single nfsbench run after S seconds (default 300 + 3 x rand-secs)
 #   --out DIR         results directory (default bench/results/YYYYmmdd-HHMMSS)
@@ -47,7 +52,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 NFSBENCH=$HERE/client/nfsbench
 LOCALBENCH=$HERE/client/localbench
 
-REPS=5; SIZE=1G; SEQ_QD=8; RAND_SECS=10; META_FILES=10000; META_FSIZE=0; WARMUP=0; QUIET_WAIT=5; KEEP=0; NICE=-10; URL_ARGS=""; RUN_TIMEOUT=""; SPIN=0
+REPS=5; SIZE=1G; SEQ_QD=8; RAND_SECS=10; META_FILES=10000; META_FSIZE=0; WARMUP=0; QUIET_WAIT=5; KEEP=0; NICE=-10; URL_ARGS=""; RUN_TIMEOUT=""; SPIN=0; COLOCATE=""
 TESTS=seqwrite,seqread,randread1,randread16,randwrite1,randwrite16,meta1,meta16,null1,null16
 OUT=""
 TARGETS=()
@@ -83,6 +88,7 @@ while [ $# -gt 0 ]; do
     --url-args) URL_ARGS=$2; shift 2;;
     --run-timeout) RUN_TIMEOUT=$2; shift 2;;
     --spin) SPIN=1; shift;;
+    --colocate) COLOCATE=$2; shift 2;;
     -h|--help) sed -n 2,40p "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -169,6 +175,19 @@ if [ "$SPIN" = 1 ]; then
   echo "# $NCPU SCHED_IDLE spinners running (pids ${SPINNERS[*]}); their CPU is excluded from 'other'" | tee -a "$LOG"
 fi
 
+PIN=()
+pin_server() { # pin_server PID CPULIST: every thread of PID (new ones inherit it)
+  [ -n "$1" ] && [ -d "/proc/$1" ] || return 0
+  taskset -a -p -c "$2" "$1" >/dev/null ||
+    { echo "FAILED: could not pin server $1 to CPU $2 (taskset)" | tee -a "$LOG" >&2; exit 1; }
+}
+if [ -n "$COLOCATE" ]; then
+  case "$COLOCATE" in *[!0-9]*|"") echo "--colocate: one CPU number, got '$COLOCATE'" >&2; exit 2;; esac
+  [ "$COLOCATE" -lt "$NCPU" ] || { echo "--colocate $COLOCATE: this box has CPUs 0-$((NCPU - 1))" >&2; exit 2; }
+  PIN=(taskset -c "$COLOCATE")
+  echo "# client and server of each run pinned to CPU $COLOCATE (--colocate)" | tee -a "$LOG"
+fi
+
 IFS=, read -r -a TLIST <<< "$TESTS"
 NT=${#TARGETS[@]}
 # seqread and the random tests read or overwrite the file seqwrite makes: when no
@@ -209,9 +228,12 @@ for test in "${TLIST[@]}"; do
       fi
       wait_quiet
       [ "$NICE" != 0 ] && renice_server "$spid"   # threads may have been created since
+      [ -n "$COLOCATE" ] && pin_server "$spid" "$COLOCATE"
       s0=$(proc_cpu "$spid"); b0=$(sys_busy); q0=$(sys_sirq); p0=$(spin_cpu)
       # shellcheck disable=SC2086
-      if ! res=$(timeout -k 5 "$RUN_TIMEOUT" nice -n "$NICE" "$bench" "$url" $args 2>>"$LOG"); then
+      rc=0; res=$(timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" $args 2>>"$LOG") || rc=$?
+      [ -n "$COLOCATE" ] && pin_server "$spid" "0-$((NCPU - 1))"
+      if [ $rc -ne 0 ]; then
         echo "FAILED: $lab $test rep $rep ($bench '$url' $args)" | tee -a "$LOG" >&2
         echo "$lab,$test,$rep,$metric,,$unit,,,,,FAILED" >> "$RAW"
         continue
