@@ -25,7 +25,7 @@
 #                     >0 adds a WRITE3 + COMMIT3 per file to the create phase)
 #   --warmup N        N unrecorded rounds of every test and target first (default 0)
 #   --quiet-wait S    before each run wait up to S seconds for the box to be >= 85% idle
-#                     for 2 consecutive seconds (default 5; 0 = do not wait)
+#                     for 2 consecutive seconds (1 when S is 1; default 5; 0 = do not wait)
 #   --nice N          run the client at nice N and renice every thread of each target's
 #                     server pid to N (default -10; same for all targets; 0 = leave alone).
 #                     Shields the measurement from other work on the shared box.
@@ -117,11 +117,12 @@ HZ=$(getconf CLK_TCK); NCPU=$(nproc)
 
 wait_quiet() {
   [ "$QUIET_WAIT" -gt 0 ] || return 0
-  local deadline=$(( $(date +%s) + QUIET_WAIT )) good=0 b0 i0 b1 i1 pct
+  # two quiet seconds in a row, or one when only one second is allowed
+  local deadline=$(( $(date +%s) + QUIET_WAIT )) good=0 need=$(( QUIET_WAIT >= 2 ? 2 : 1 )) b0 i0 b1 i1 pct
   while [ "$(date +%s)" -lt "$deadline" ]; do
     b0=$(sys_busy); i0=$(sys_idle); sleep 1; b1=$(sys_busy); i1=$(sys_idle)
     pct=$(( 100 * (i1 - i0) / ( (b1 - b0) + (i1 - i0) + 1 ) ))
-    if [ "$pct" -ge 85 ]; then good=$((good + 1)); [ $good -ge 2 ] && return 0; else good=0; fi
+    if [ "$pct" -ge 85 ]; then good=$((good + 1)); [ $good -ge $need ] && return 0; else good=0; fi
   done
   echo "  (box not quiet after ${QUIET_WAIT}s; running anyway, idle ${pct}%)" | tee -a "$LOG" >&2
 }
