@@ -40,6 +40,12 @@
 #                     the cross-CPU wake-up of a halted vCPU that every queue-depth-1 round
 #                     trip pays twice on this VM (~25 us each), so what is left is the two
 #                     processes' own path: shows the servers' difference, not a deployment.
+#   --clients N       N client processes at once per run, each its own connection (default 1:
+#                     one container; N: N containers on one volume). Random and NULL tests
+#                     share the file; each metadata client gets its own directory. The
+#                     metric is all clients' operations over the longest client's time,
+#                     p50 the median of the clients' p50s, p99 the largest p99, client
+#                     CPU the sum. Not for seqwrite/seqread (one file, one writer).
 #   --url-args STR    extra libnfs URL arguments, e.g. "auto-traverse-mounts=0"
 #   --run-timeout S   kill a single nfsbench run after S seconds (default 300 + 3 x rand-secs)
 #   --out DIR         results directory (default bench/results/YYYYmmdd-HHMMSS)
@@ -52,7 +58,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 NFSBENCH=$HERE/client/nfsbench
 LOCALBENCH=$HERE/client/localbench
 
-REPS=5; SIZE=1G; SEQ_QD=8; RAND_SECS=10; META_FILES=10000; META_FSIZE=0; WARMUP=0; QUIET_WAIT=5; KEEP=0; NICE=-10; URL_ARGS=""; RUN_TIMEOUT=""; SPIN=0; COLOCATE=""
+REPS=5; SIZE=1G; SEQ_QD=8; RAND_SECS=10; META_FILES=10000; META_FSIZE=0; WARMUP=0; QUIET_WAIT=5; KEEP=0; NICE=-10; URL_ARGS=""; RUN_TIMEOUT=""; SPIN=0; COLOCATE=""; CLIENTS=1
 TESTS=seqwrite,seqread,randread1,randread16,randwrite1,randwrite16,meta1,meta16,null1,null16
 OUT=""
 TARGETS=()
@@ -89,6 +95,7 @@ while [ $# -gt 0 ]; do
     --run-timeout) RUN_TIMEOUT=$2; shift 2;;
     --spin) SPIN=1; shift;;
     --colocate) COLOCATE=$2; shift 2;;
+    --clients) CLIENTS=$2; shift 2;;
     -h|--help) sed -n 2,40p "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
@@ -190,6 +197,53 @@ if [ -n "$COLOCATE" ]; then
 fi
 
 IFS=, read -r -a TLIST <<< "$TESTS"
+case "$CLIENTS" in *[!0-9]*|""|0) echo "--clients: a number >= 1, got '$CLIENTS'" >&2; exit 2;; esac
+if [ "$CLIENTS" -gt 1 ]; then
+  for test in "${TLIST[@]}"; do
+    case "$test" in seq*) echo "--clients $CLIENTS: $test is one writer of one file; leave it out of --tests" >&2; exit 2;; esac
+  done
+  echo "# $CLIENTS clients at once per run (--clients)" | tee -a "$LOG"
+fi
+
+# run_clients URL ARGS...: one run of $bench by $CLIENTS processes at once; prints one
+# RESULT line (see --clients), fails if any client fails.
+run_clients() {
+  local url=$1 i p rc=0 dir prev a; shift
+  if [ "$CLIENTS" -eq 1 ]; then
+    timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" "$@"
+    return
+  fi
+  local pids=() cargs
+  dir=$(mktemp -d)
+  for i in $(seq "$CLIENTS"); do
+    cargs=(); prev=""
+    for a in "$@"; do   # a directory of its own per client
+      if [ "$prev" = -d ]; then cargs+=("$a-c$i"); else cargs+=("$a"); fi
+      prev=$a
+    done
+    timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" "${cargs[@]}" > "$dir/$i" &
+    pids+=($!)
+  done
+  for p in "${pids[@]}"; do wait "$p" || rc=$?; done
+  [ $rc -eq 0 ] && python3 - "$metric" "$dir"/* <<'PY' || rc=$?
+import statistics, sys
+metric, runs = sys.argv[1], []
+for path in sys.argv[2:]:
+    line = [l for l in open(path) if l.startswith("RESULT ")][-1]
+    runs.append(dict(f.split("=", 1) for f in line.split()[1:] if "=" in f))
+secs = max(float(r["secs"]) for r in runs)
+ops = sum(float(r[metric]) * float(r["secs"]) for r in runs)
+out = {"mode": runs[0]["mode"], "clients": len(runs), "secs": "%.4f" % secs,
+       metric: "%.0f" % (ops / secs),
+       "client_cpu_s": "%.3f" % sum(float(r.get("client_cpu_s", 0)) for r in runs)}
+if all("lat_p50_us" in r for r in runs):
+    out["lat_p50_us"] = "%.1f" % statistics.median(float(r["lat_p50_us"]) for r in runs)
+    out["lat_p99_us"] = "%.1f" % max(float(r["lat_p99_us"]) for r in runs)
+print("RESULT " + " ".join("%s=%s" % kv for kv in out.items()))
+PY
+  rm -rf "$dir"
+  return $rc
+}
 NT=${#TARGETS[@]}
 # seqread and the random tests read or overwrite the file seqwrite makes: when no
 # seqwrite runs before them, make it once per target, untimed.
@@ -232,7 +286,7 @@ for test in "${TLIST[@]}"; do
       [ -n "$COLOCATE" ] && pin_server "$spid" "$COLOCATE"
       s0=$(proc_cpu "$spid"); b0=$(sys_busy); q0=$(sys_sirq); p0=$(spin_cpu)
       # shellcheck disable=SC2086
-      rc=0; res=$(timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" $args 2>>"$LOG") || rc=$?
+      rc=0; res=$(run_clients "$url" $args 2>>"$LOG") || rc=$?
       [ -n "$COLOCATE" ] && pin_server "$spid" "0-$((NCPU - 1))"
       if [ $rc -ne 0 ]; then
         echo "FAILED: $lab $test rep $rep ($bench '$url' $args)" | tee -a "$LOG" >&2
