@@ -96,12 +96,12 @@ while [ $# -gt 0 ]; do
     --spin) SPIN=1; shift;;
     --colocate) COLOCATE=$2; shift 2;;
     --clients) CLIENTS=$2; shift 2;;
-    -h|--help) sed -n 2,40p "$0"; exit 0;;
+    -h|--help) sed -n "2,/^set -euo/{/^#/p}" "$0"; exit 0;;
     *) echo "unknown option $1" >&2; exit 2;;
   esac
 done
 flush_simple
-[ ${#TARGETS[@]} -gt 0 ] || { sed -n 2,40p "$0"; exit 2; }
+[ ${#TARGETS[@]} -gt 0 ] || { sed -n "2,/^set -euo/{/^#/p}" "$0"; exit 2; }
 [ -x "$NFSBENCH" ] && [ -x "$LOCALBENCH" ] || make -s -C "$HERE/client"
 OUT=${OUT:-$HERE/results/$(date +%Y%m%d-%H%M%S)}
 RUN_TIMEOUT=${RUN_TIMEOUT:-$((300 + 3 * ${RAND_SECS%.*}))}
