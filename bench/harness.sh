@@ -207,12 +207,10 @@ fi
 
 # run_clients URL ARGS...: one run of $bench by $CLIENTS processes at once; prints one
 # RESULT line (see --clients), fails if any client fails.
+bench_once() { timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$@"; }
 run_clients() {
   local url=$1 i p rc=0 dir prev a; shift
-  if [ "$CLIENTS" -eq 1 ]; then
-    timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" "$@"
-    return
-  fi
+  if [ "$CLIENTS" -eq 1 ]; then bench_once "$url" "$@"; return; fi
   local pids=() cargs
   dir=$(mktemp -d)
   for i in $(seq "$CLIENTS"); do
@@ -221,7 +219,7 @@ run_clients() {
       if [ "$prev" = -d ]; then cargs+=("$a-c$i"); else cargs+=("$a"); fi
       prev=$a
     done
-    timeout -k 5 "$RUN_TIMEOUT" "${PIN[@]}" nice -n "$NICE" "$bench" "$url" "${cargs[@]}" > "$dir/$i" &
+    bench_once "$url" "${cargs[@]}" > "$dir/$i" &
     pids+=($!)
   done
   for p in "${pids[@]}"; do wait "$p" || rc=$?; done
