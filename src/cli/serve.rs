@@ -95,6 +95,10 @@ struct ZeroArgs {
     /// Threads doing file I/O at once [default: 64].
     #[arg(long)]
     io_threads: Option<usize>,
+    /// Microseconds a connection whose client waits for each reply stays
+    /// awake for its next call; 0 = off [default: 100].
+    #[arg(long)]
+    busy_poll_us: Option<u64>,
 }
 
 impl ZeroArgs {
@@ -120,6 +124,7 @@ impl ZeroArgs {
             no_lock: self.no_lock,
             lock_grace: self.lock_grace,
             io_threads: self.io_threads,
+            busy_poll_us: self.busy_poll_us,
         }
     }
 }

@@ -170,4 +170,6 @@ pub struct LimitsFile {
     pub max_connections: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_inflight_per_connection: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub busy_poll_us: Option<u64>,
 }

@@ -173,6 +173,16 @@ impl ConfigFile {
             }
             limits.max_inflight_per_conn = n.clamp(1, 4096);
         }
+        if let Some(us) = self.limits.busy_poll_us {
+            use crate::rpc::server::MAX_BUSY_POLL_US;
+            if us > MAX_BUSY_POLL_US {
+                problem(
+                    "limits.busy_poll_us".into(),
+                    format!("must be between 0 (off) and {MAX_BUSY_POLL_US} microseconds"),
+                );
+            }
+            limits.busy_poll = std::time::Duration::from_micros(us.min(MAX_BUSY_POLL_US));
+        }
         let ports = [("nfs_port", self.nfs_port), ("mount_port", self.mount_port)];
         if self.nfs_port != 0 && self.nfs_port == self.mount_port {
             // Allowed: every port serves every program. Nothing to report.
@@ -316,6 +326,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("grace"), "{err}");
+    }
+
+    #[test]
+    fn busy_polling_is_on_by_default_and_can_be_turned_off() {
+        let exports = r#""exports":[{"name":"/e","path":"/srv/e","clients":[{"match":"10.0.0.0/8","access":"rw"}]}]"#;
+        let c = parse(&format!("{{{exports}}}")).unwrap();
+        assert_eq!(c.limits.busy_poll, std::time::Duration::from_micros(100));
+        let c = parse(&format!(r#"{{{exports},"limits":{{"busy_poll_us":0}}}}"#)).unwrap();
+        assert!(c.limits.busy_poll.is_zero());
+        let err = parse(&format!(
+            r#"{{{exports},"limits":{{"busy_poll_us":5000}}}}"#
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("limits.busy_poll_us"), "{err}");
     }
 
     #[test]

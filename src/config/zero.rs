@@ -27,6 +27,7 @@ pub struct ZeroConfig {
     pub no_lock: bool,
     pub lock_grace: u64,
     pub io_threads: Option<usize>,
+    pub busy_poll_us: Option<u64>,
 }
 
 /// A flag that cannot be used, named as on the command line.
@@ -114,6 +115,18 @@ impl ZeroConfig {
             io.threads = n;
             io.per_client = io.per_client.min(n);
         }
+        let mut limits = crate::rpc::server::Limits::default();
+        if let Some(us) = self.busy_poll_us {
+            use crate::rpc::server::MAX_BUSY_POLL_US;
+            if us > MAX_BUSY_POLL_US {
+                return Err(flag_err(
+                    "--busy-poll-us",
+                    us,
+                    format!("must be between 0 (off) and {MAX_BUSY_POLL_US}"),
+                ));
+            }
+            limits.busy_poll = std::time::Duration::from_micros(us);
+        }
         Ok(Config {
             listen: if self.listen.is_empty() {
                 vec![IpAddr::from([127, 0, 0, 1])]
@@ -140,7 +153,7 @@ impl ZeroConfig {
                     secure: false,
                 },
             }],
-            limits: Default::default(),
+            limits,
             lock_grace: (!self.no_lock).then(|| std::time::Duration::from_secs(self.lock_grace)),
             io,
             device_nodes: Default::default(),
@@ -247,6 +260,13 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("--allow 10.0.0.0/33"));
+        let mut f = flags(dir.path());
+        f.busy_poll_us = Some(5000);
+        assert!(f
+            .into_config(false)
+            .unwrap_err()
+            .to_string()
+            .starts_with("--busy-poll-us 5000"));
         let mut f = flags(dir.path());
         f.name = Some("exports".into());
         assert!(f

@@ -6,6 +6,9 @@
 //! does a reply wait in the connection's queue, which its flusher task
 //! writes as the socket drains; replies made meanwhile queue behind it, so
 //! bytes of two replies never interleave.
+//!
+//! A reader whose client waits for each reply may stay awake for the next
+//! call instead of sleeping (`poll`, `limits.busy_poll_us`).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
@@ -20,6 +23,7 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, Instrument};
 
+use super::poll::{PolledRead, Poller};
 use super::registry::{now_ms, CloseReason};
 use super::{Ticket, Transports};
 use crate::rpc::record::{read_record, RecordError, LAST_FRAGMENT};
@@ -226,7 +230,8 @@ pub(super) async fn serve(
 ) {
     let local = stream.local_addr().ok().map(canonical_addr);
     let (rd, wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(READ_BUFFER, rd);
+    let mut rd = BufReader::with_capacity(READ_BUFFER, PolledRead::new(rd));
+    let mut poller = Poller::new(t.limits.busy_poll);
     let sink = Arc::new(TcpSink {
         wr,
         state: Mutex::new(SinkState::default()),
@@ -244,6 +249,9 @@ pub(super) async fn serve(
     let mut shutdown = t.shutdown.clone();
     loop {
         while calls.try_join_next().is_some() {}
+        let buffered = !rd.buffer().is_empty();
+        let answered = inflight.available_permits() == max_inflight;
+        poller.before_read(rd.get_mut(), answered, buffered).await;
         let next = async {
             // Back-pressure before reading anything: a slot, and room for a
             // typical request and its reply.
@@ -290,6 +298,7 @@ pub(super) async fn serve(
             }
         }
         active.store(now_ms(), Ordering::Relaxed);
+        poller.after_read(buffered);
         if buf.len() < 8 {
             // Not even an xid and a message type: nothing we can answer.
             info!(%peer, len = buf.len(), "unparseable RPC record; closing connection");
