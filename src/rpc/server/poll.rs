@@ -31,8 +31,12 @@ use tokio::net::tcp::OwnedReadHalf;
 /// Connections busy polling now, across the server.
 static POLLING: AtomicUsize = AtomicUsize::new(0);
 
+/// Connections allowed to poll at once: a quarter of the CPUs, at least one.
+/// Counted once (`available_parallelism` reads cgroup files on Linux: not
+/// something to do per call).
 fn max_polling() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1))
+    static MAX: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MAX.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| (n.get() / 4).max(1)))
 }
 
 /// A connection's read half. After a look found the next call waiting, the
@@ -113,8 +117,9 @@ impl Poller {
         if self.window.is_zero() || self.since_empty != 1 || !self.prompt {
             return;
         }
+        let max = max_polling();
         let Ok(_) = POLLING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < max_polling()).then_some(n + 1)
+            (n < max).then_some(n + 1)
         }) else {
             return;
         };
