@@ -126,10 +126,12 @@ wait_quiet() {
   [ "$QUIET_WAIT" -gt 0 ] || return 0
   # two quiet seconds in a row, or one when only one second is allowed
   local deadline=$(( $(date +%s) + QUIET_WAIT )) good=0 need=$(( QUIET_WAIT >= 2 ? 2 : 1 )) b0 i0 b1 i1 pct
-  while [ "$(date +%s)" -lt "$deadline" ]; do
+  # at least one look, even when the second turns over just after `deadline` is set
+  while :; do
     b0=$(sys_busy); i0=$(sys_idle); sleep 1; b1=$(sys_busy); i1=$(sys_idle)
     pct=$(( 100 * (i1 - i0) / ( (b1 - b0) + (i1 - i0) + 1 ) ))
     if [ "$pct" -ge 85 ]; then good=$((good + 1)); [ $good -ge $need ] && return 0; else good=0; fi
+    [ "$(date +%s)" -lt "$deadline" ] || break
   done
   echo "  (box not quiet after ${QUIET_WAIT}s; running anyway, idle ${pct}%)" | tee -a "$LOG" >&2
 }
