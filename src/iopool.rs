@@ -33,7 +33,11 @@
 //! (`submit_call`, in `receiver`). The worker first hands its other tasks
 //! to another thread, and the call runs in a task of its own, so neither
 //! other clients nor the connection's next call wait for it; what it saves
-//! is the wakeup of a sleeping pool thread on every call.
+//! is the wakeup of a sleeping pool thread on every call. A connection in a
+//! polling session (`rpc::server::poll`) goes one step further: its reader
+//! is already off the async workers, so a lone call that will not wait for
+//! the disk (`nfs3::table::QUICK`: an UNSTABLE WRITE, a GETATTR) runs right
+//! there, without the task and the hand-over (`on_receiver`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -422,6 +426,7 @@ mod blocking;
 mod receiver;
 pub use blocking::blocking;
 use blocking::{CURRENT, JOB};
+pub use receiver::on_receiver;
 
 #[cfg(test)]
 mod tests;

@@ -8,6 +8,28 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 
 use super::{run, IoPool, Job};
 
+thread_local! {
+    /// This thread serves one connection by itself, off the async workers
+    /// (`on_receiver`).
+    static ON_RECEIVER: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f`, during which a lone call submitted from this thread runs on
+/// it (`IoPool::submit_call`). For a thread that is not an async worker
+/// (inside `tokio::task::block_in_place`) and that serves one connection,
+/// whose client waits for each reply anyway: blocking it in the filesystem
+/// holds up nobody else.
+pub fn on_receiver<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset(bool);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            ON_RECEIVER.with(|r| r.set(self.0));
+        }
+    }
+    let _reset = Reset(ON_RECEIVER.with(|r| r.replace(true)));
+    f()
+}
+
 /// Gives back a receiver slot when the call is done (or its task dropped);
 /// during `shutdown`, wakes it to count again.
 struct Slot(IoPool);
@@ -43,12 +65,24 @@ impl IoPool {
     /// not alone and goes to the pool. Outside a multi-threaded tokio
     /// runtime, and once `shutdown` has begun (which waits for these calls
     /// too), every job goes to the pool.
-    pub fn submit_call(&self, client: IpAddr, alone: bool, job: Job) {
+    ///
+    ///
+    /// On a thread inside `on_receiver` (a connection's polling session,
+    /// already off the async workers) a lone call that is also `quick`
+    /// (waits for no commit and no disk read, usually) runs right there,
+    /// before `submit_call` returns: no task, no hand-over. One that will
+    /// wait takes the path above, so the session's reader stays free to
+    /// take the connection's next call meanwhile.
+    pub fn submit_call(&self, client: IpAddr, alone: bool, quick: bool, job: Job) {
         let here = if alone { self.receiver_slot() } else { None };
         let Some(slot) = here else {
             return self.submit(client, job);
         };
         self.inner.here_total.fetch_add(1, Ordering::Relaxed);
+        if quick && ON_RECEIVER.with(|r| r.get()) {
+            let _slot = slot;
+            return run(job);
+        }
         tokio::spawn(async move {
             let _slot = slot;
             tokio::task::block_in_place(|| run(job));

@@ -272,6 +272,7 @@ fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
         pool.submit_call(
             ip(1),
             true,
+            true,
             Box::new(move || {
                 t.send(("first", name())).unwrap();
                 g.wait();
@@ -290,6 +291,7 @@ fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
             pool.submit_call(
                 ip(2),
                 alone,
+                true,
                 Box::new(move || t.send((what, name())).unwrap()),
             );
             let got = rx.recv_timeout(Duration::from_secs(5)).unwrap();
@@ -305,6 +307,7 @@ fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
     let t = tx.clone();
     pool.submit_call(
         ip(3),
+        true,
         true,
         Box::new(move || t.send(("outside", name())).unwrap()),
     );
@@ -334,10 +337,80 @@ fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
         pool.submit_call(
             ip(1),
             true,
+            true,
             Box::new(move || t.send(("late", name())).unwrap()),
         );
     });
     // After shutdown jobs run inline, on the caller: the runtime's thread.
     assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap().0, "late");
     assert_eq!(pool.stats().ran_on_receiver, 1);
+}
+
+#[test]
+fn in_a_session_a_quick_lone_call_runs_before_submit_returns() {
+    let pool = IoPool::new(PoolConfig {
+        threads: 2,
+        per_client: 2,
+        cpus: 2,
+        ..PoolConfig::default()
+    });
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::block_in_place(|| {
+            super::on_receiver(|| {
+                handle.block_on(async {
+                    let me = std::thread::current().id();
+                    // Quick: right here, already done when submit_call returns.
+                    let (tx, rx) = mpsc::channel();
+                    pool.submit_call(
+                        ip(1),
+                        true,
+                        true,
+                        Box::new(move || tx.send(std::thread::current().id()).unwrap()),
+                    );
+                    assert_eq!(rx.try_recv().ok(), Some(me), "ran on the session's thread");
+                    // Not quick (a commit, a cold read): elsewhere, so this
+                    // thread goes on reading meanwhile.
+                    let (tx, rx) = mpsc::channel();
+                    pool.submit_call(
+                        ip(1),
+                        true,
+                        false,
+                        Box::new(move || tx.send(std::thread::current().id()).unwrap()),
+                    );
+                    let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                    assert_ne!(ran, me, "a call that may wait ran on the session's thread");
+                    // Not alone: the pool, as everywhere.
+                    let (tx, rx) = mpsc::channel();
+                    pool.submit_call(
+                        ip(1),
+                        false,
+                        true,
+                        Box::new(move || {
+                            tx.send(std::thread::current().name().map(String::from))
+                                .unwrap()
+                        }),
+                    );
+                    let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+                    assert_eq!(ran.as_deref(), Some("volnfs-io"));
+                })
+            })
+        });
+        // Outside a session a quick lone call runs in a task of its own.
+        let me = std::thread::current().id();
+        let (tx, rx) = mpsc::channel();
+        pool.submit_call(
+            ip(1),
+            true,
+            true,
+            Box::new(move || tx.send(std::thread::current().id()).unwrap()),
+        );
+        let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_ne!(ran, me, "ran in line outside a session");
+    });
+    assert_eq!(pool.stats().ran_on_receiver, 3);
 }

@@ -246,6 +246,7 @@ impl Program for Nfs3 {
         self.pool.submit_call(
             client,
             call.ctx.alone,
+            (row.quick)(call.args()),
             Box::new(move || {
                 let _admitted = admitted;
                 let Some(nfs) = nfs.upgrade() else { return };

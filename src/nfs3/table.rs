@@ -28,6 +28,12 @@ pub const FS: u8 = 2;
 /// the kernel says it will not wait (`Procedure::try_nowait`).
 pub const NOWAIT: u8 = 4;
 
+/// The procedure, run on the pool, usually waits for nothing but the CPU
+/// and cached metadata: no commit, no bulk read the page cache refused
+/// (`Procedure::quick`). A lone call of a connection in a polling session
+/// runs on the session's thread only if so (`IoPool::submit_call`).
+pub const QUICK: u8 = 8;
+
 /// What a procedure runs with: everything the dispatcher established.
 pub struct Ctx<'a> {
     pub nfs: &'a Nfs3,
@@ -89,6 +95,11 @@ pub trait Procedure {
     fn try_nowait(_ctx: &Ctx<'_>, _args: &Self::Args<'_>) -> Option<Self::Res> {
         None
     }
+    /// Whether this call is QUICK (see the flag); a procedure whose answer
+    /// depends on its arguments says so here.
+    fn quick(_args: &Self::Args<'_>) -> bool {
+        Self::FLAGS & QUICK != 0
+    }
 }
 
 /// Bulk data to send behind the encoded result (READ).
@@ -104,6 +115,8 @@ pub struct Row {
     pub nowait: fn(&Ctx<'_>, &[u8], &mut Writer) -> Option<Tail>,
     /// The procedure's failure body for a call refused before it ran.
     pub refuse: fn(NfsStat, &mut Writer) -> Tail,
+    /// `Procedure::quick` (false for arguments that do not decode).
+    pub quick: fn(&[u8]) -> bool,
 }
 
 impl Row {
@@ -132,6 +145,10 @@ fn check<P: Procedure>(args: &[u8]) -> Result<&[u8], XdrError> {
     Ok(<P::Args<'_> as Args>::decode(&mut Reader::new(args))?.primary())
 }
 
+fn quick<P: Procedure>(args: &[u8]) -> bool {
+    <P::Args<'_> as Args>::decode(&mut Reader::new(args)).is_ok_and(|a| P::quick(&a))
+}
+
 fn refuse<P: Procedure>(stat: NfsStat, w: &mut Writer) -> Tail {
     P::Res::refused(stat).encode(w, 0)
 }
@@ -144,6 +161,7 @@ const fn row<P: Procedure>() -> Row {
         run: run::<P>,
         nowait: nowait::<P>,
         refuse: refuse::<P>,
+        quick: quick::<P>,
     }
 }
 

@@ -4,14 +4,14 @@
 use super::status;
 use crate::nfs3::args::{AccessArgs, Object, SetattrArgs};
 use crate::nfs3::res::{AttrRes, AttrThen, Path, WccThen, Words};
-use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, WRITES};
+use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, QUICK, WRITES};
 use crate::xdr::Writer;
 
 pub struct Getattr;
 
 impl Procedure for Getattr {
     const NAME: &'static str = "GETATTR";
-    const FLAGS: u8 = FS | NOWAIT;
+    const FLAGS: u8 = FS | NOWAIT | QUICK;
     type Args<'a> = Object<'a>;
     type Res = AttrRes;
     fn run(ctx: &Ctx<'_>, _: Object<'_>) -> AttrRes {
@@ -42,7 +42,7 @@ pub struct Access;
 
 impl Procedure for Access {
     const NAME: &'static str = "ACCESS";
-    const FLAGS: u8 = FS | NOWAIT;
+    const FLAGS: u8 = FS | NOWAIT | QUICK;
     type Args<'a> = AccessArgs<'a>;
     type Res = AttrThen<u32>;
     fn run(ctx: &Ctx<'_>, a: AccessArgs<'_>) -> AttrThen<u32> {
@@ -124,7 +124,7 @@ pub struct Fsinfo;
 
 impl Procedure for Fsinfo {
     const NAME: &'static str = "FSINFO";
-    const FLAGS: u8 = FS;
+    const FLAGS: u8 = FS | QUICK;
     type Args<'a> = Object<'a>;
     type Res = AttrThen<Words>;
     fn run(ctx: &Ctx<'_>, _: Object<'_>) -> AttrThen<Words> {
@@ -162,7 +162,7 @@ pub struct Pathconf;
 
 impl Procedure for Pathconf {
     const NAME: &'static str = "PATHCONF";
-    const FLAGS: u8 = FS;
+    const FLAGS: u8 = FS | QUICK;
     type Args<'a> = Object<'a>;
     type Res = AttrThen<Words>;
     fn run(ctx: &Ctx<'_>, _: Object<'_>) -> AttrThen<Words> {

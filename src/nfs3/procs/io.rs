@@ -86,6 +86,10 @@ impl Procedure for Write {
         };
         write_result(ctx, wcc, res, a.stable)
     }
+    /// UNSTABLE writes: stable ones wait for the disk by definition.
+    fn quick(a: &WriteArgs<'_>) -> bool {
+        a.stable == Stable::Unstable
+    }
     /// UNSTABLE writes only: stable ones wait for the disk by definition.
     fn try_nowait(ctx: &Ctx<'_>, a: &WriteArgs<'_>) -> Option<WccThen<WriteOk>> {
         if a.stable != Stable::Unstable {

@@ -8,13 +8,13 @@ use crate::nfs3::args::{
 };
 use crate::nfs3::res::{LinkRes, LookupRes, NewObjRes, RenameRes, WccThen};
 use crate::nfs3::status::NfsStat;
-use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, WRITES};
+use crate::nfs3::table::{Ctx, Procedure, FS, NOWAIT, QUICK, WRITES};
 
 pub struct Lookup;
 
 impl Procedure for Lookup {
     const NAME: &'static str = "LOOKUP";
-    const FLAGS: u8 = FS | NOWAIT;
+    const FLAGS: u8 = FS | NOWAIT | QUICK;
     type Args<'a> = DirOp<'a>;
     type Res = LookupRes;
     fn run(ctx: &Ctx<'_>, a: DirOp<'_>) -> LookupRes {
