@@ -67,6 +67,7 @@ impl ServerState {
             "locks_held": self.nlm.as_ref().map(|n| n.held()),
             "io_pool": self.pool.stats(),
             "answered_in_line": self.nfs.answered_in_line.load(std::sync::atomic::Ordering::Relaxed),
+            "busy_polling": crate::rpc::server::polling_stats(),
         })
     }
 }

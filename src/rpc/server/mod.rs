@@ -36,6 +36,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn, Instrument};
 
 use super::{canonical_addr, Dispatcher};
+pub use poll::{polling_stats, PollingStats};
 pub use registry::ClientRegistry;
 
 /// A lock-step client's next call follows our reply by a client wakeup and

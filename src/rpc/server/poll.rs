@@ -6,20 +6,33 @@
 //! sleep in between is woken by the kernel when that call arrives, and on
 //! an idle CPU the wakeup costs as much as the call: ~25 µs on the VMs we
 //! measure on, whose idle vCPUs halt, twice per round trip for a 75 µs NULL
-//! (bench/RESULTS.md). So a reader whose client answered its last reply
-//! within `limits.busy_poll_us` stays awake that long, looking at the socket
-//! (MSG_PEEK, without consuming) and yielding its worker to other tasks
-//! between looks, and reads the next call without a wakeup.
+//! (bench/RESULTS.md). So a reader whose client sent its last call within
+//! `limits.busy_poll_us` of our reply stays awake that long for the next,
+//! looking at the socket (MSG_PEEK, without consuming), and reads it
+//! without a wakeup.
+//!
+//! Where it stays awake: in a *session* (`tcp::Conn::session`). After
+//! `SESSION_AFTER` lone, prompt calls in a row, the reader leaves the async
+//! workers (`block_in_place`: its worker's other tasks go to another
+//! thread) and, on that thread, serves the connection by itself: runs each
+//! call — a lone quick call's filesystem work too (`iopool::on_receiver`) —
+//! writes the reply, looks for the next call, reads it. No wakeup and no
+//! hand-over between threads per call; a call that will wait for the disk
+//! (a cold READ, a COMMIT, a directory commit) is handed off as before, so
+//! the connection's next call is still read meanwhile, and the session
+//! ends. Outside tokio's multi-threaded runtime (some tests) the reader
+//! looks on its worker instead, yielding it between looks.
 //!
 //! Bounded three ways, because the CPU it burns is the zone's: only while
 //! the connection runs in lock step (one call per arrival, nothing else in
-//! flight) and the client's last gap fitted in the window; never longer
-//! than the window per reply; and only `max(1, CPUs / 4)` connections at
-//! once, the others sleep as before. Linux calls the same idea busy_poll.
+//! flight) and the client's last call came within the window of our reply;
+//! never longer than the window per reply; and only `max(1, CPUs / 4)`
+//! connections at once, the others sleep as before. Linux calls the same
+//! idea busy_poll.
 
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -27,9 +40,44 @@ use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
+use tokio::runtime::{Handle, RuntimeFlavor};
 
 /// Connections busy polling now, across the server.
 static POLLING: AtomicUsize = AtomicUsize::new(0);
+/// Sessions started, and calls read in them, since start.
+static SESSIONS: AtomicU64 = AtomicU64::new(0);
+static SESSION_CALLS: AtomicU64 = AtomicU64::new(0);
+
+/// What busy polling has done (for `status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct PollingStats {
+    /// Connections polling now, and at most at once.
+    pub now: usize,
+    pub max: usize,
+    /// Sessions started since start, and the calls read in them (the first
+    /// call of each, read before its session began, not counted).
+    pub sessions: u64,
+    pub session_calls: u64,
+}
+
+pub fn polling_stats() -> PollingStats {
+    PollingStats {
+        now: POLLING.load(Ordering::Relaxed),
+        max: max_polling(),
+        sessions: SESSIONS.load(Ordering::Relaxed),
+        session_calls: SESSION_CALLS.load(Ordering::Relaxed),
+    }
+}
+
+/// Counts a session begun (`Conn::session`).
+pub(super) fn session_started() {
+    SESSIONS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a call read in a session.
+pub(super) fn session_call() {
+    SESSION_CALLS.fetch_add(1, Ordering::Relaxed);
+}
 
 /// Connections allowed to poll at once: a quarter of the CPUs, at least one.
 /// Counted once (`available_parallelism` reads cgroup files on Linux: not
@@ -84,10 +132,37 @@ pub(super) struct Poller {
     window: Duration,
     /// Calls read since the reader last found nothing buffered.
     since_empty: u32,
-    /// When the reader last went to wait with everything answered.
-    idle_since: Option<Instant>,
     /// The client's last call came within the window of our reply.
     prompt: bool,
+    /// Calls in a row that came alone, promptly (outside sessions).
+    alone_run: u32,
+}
+
+/// Lone, prompt calls in a row before a session starts. A client at queue
+/// depth 16 now and then has every call answered and sends one alone; a
+/// session started for it would end at the next burst, having paid for
+/// leaving the workers (a thread hand-over) for nothing.
+const SESSION_AFTER: u32 = 8;
+
+/// One of the `max_polling()` places; given back when dropped.
+pub(super) struct PollSlot(());
+
+impl PollSlot {
+    pub(super) fn take() -> Option<PollSlot> {
+        let max = max_polling();
+        POLLING
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        Some(PollSlot(()))
+    }
+}
+
+impl Drop for PollSlot {
+    fn drop(&mut self) {
+        POLLING.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Poller {
@@ -95,67 +170,118 @@ impl Poller {
         Poller {
             window,
             since_empty: 0,
-            idle_since: None,
             prompt: true,
+            alone_run: 0,
         }
     }
 
     /// Before the reader waits for its next call. `answered`: every call
     /// read so far has its reply written; `buffered`: bytes of the next
-    /// call already read. Polls when the connection runs in lock step.
-    pub(super) async fn before_read(
-        &mut self,
-        rd: &mut PolledRead,
-        answered: bool,
-        buffered: bool,
-    ) {
-        self.idle_since = None;
-        if buffered || !answered {
-            return;
+    /// call already read. Some: look for the call on the async worker
+    /// (`look`) — only outside tokio's multi-threaded runtime, where
+    /// polling happens in sessions instead.
+    pub(super) fn before_read(&self, answered: bool, buffered: bool) -> Option<PollSlot> {
+        if !self.still_lock_step(answered, buffered) || multi_threaded() {
+            return None;
         }
-        self.idle_since = Some(Instant::now());
-        if self.window.is_zero() || self.since_empty != 1 || !self.prompt {
-            return;
+        PollSlot::take()
+    }
+
+    /// Whether the reader, about to wait, may poll: everything answered,
+    /// nothing more received, and the client runs in lock step, promptly.
+    pub(super) fn still_lock_step(&self, answered: bool, buffered: bool) -> bool {
+        answered && !buffered && self.lock_step()
+    }
+
+    fn lock_step(&self) -> bool {
+        !self.window.is_zero() && self.since_empty == 1 && self.prompt
+    }
+
+    /// For a call just read outside a session, `alone` on its connection
+    /// (nothing else in flight, nothing more received): whether to start
+    /// a session with it.
+    pub(super) fn wants_session(&mut self, alone: bool) -> bool {
+        if !(alone && self.lock_step()) {
+            self.alone_run = 0;
+            return false;
         }
-        let max = max_polling();
-        let Ok(_) = POLLING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-            (n < max).then_some(n + 1)
-        }) else {
-            return;
-        };
-        rd.waiting = look(&rd.inner, self.window).await;
-        POLLING.fetch_sub(1, Ordering::SeqCst);
+        self.alone_run = self.alone_run.saturating_add(1);
+        self.alone_run >= SESSION_AFTER && multi_threaded()
+    }
+
+    /// A session ended: the next one waits for another run of lone calls.
+    pub(super) fn session_ended(&mut self) {
+        self.alone_run = 0;
     }
 
     /// After a call was read; `was_buffered`: it had started arriving
-    /// before the reader waited.
-    pub(super) fn after_read(&mut self, was_buffered: bool) {
+    /// before the reader waited; `replied`: when the connection's last
+    /// reply was written.
+    pub(super) fn after_read(&mut self, was_buffered: bool, replied: Option<Instant>) {
         if !was_buffered {
             self.since_empty = 0;
         }
         self.since_empty = self.since_empty.saturating_add(1);
-        if let Some(t) = self.idle_since.take() {
-            self.prompt = t.elapsed() <= self.window;
-        }
+        self.prompt = replied.is_some_and(|t| t.elapsed() <= self.window);
+    }
+
+    /// Looks for the next call for up to the window, on the async worker.
+    /// True: something to read (the read will ask the socket directly).
+    pub(super) async fn look(&self, rd: &mut PolledRead) -> bool {
+        rd.waiting = look(&rd.inner, self.window).await;
+        rd.waiting
+    }
+
+    /// The same on a thread that may spin (a session's).
+    pub(super) fn spin(&self, rd: &mut PolledRead) -> bool {
+        rd.waiting = spin(&rd.inner, self.window);
+        rd.waiting
     }
 }
 
-/// Looks at the socket until a byte waits or `window` passes; yields to
-/// the worker's other tasks between looks. True: something to read (data,
-/// the end of the stream, or an error the read will report).
-async fn look(rd: &OwnedReadHalf, window: Duration) -> bool {
-    let fd = rd.as_ref().as_raw_fd();
-    let start = Instant::now();
+/// Sessions need `block_in_place`, which only this runtime has.
+fn multi_threaded() -> bool {
+    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
+}
+
+/// Whether a byte waits on the socket (without taking it). True also for
+/// the end of the stream or an error, which the read will report.
+fn peek(rd: &OwnedReadHalf) -> bool {
     let mut byte = [0u8; 1];
+    !matches!(
+        recv(rd.as_ref().as_raw_fd(), &mut byte, MsgFlags::MSG_PEEK),
+        Err(Errno::EAGAIN | Errno::EINTR)
+    )
+}
+
+/// Looks at the socket until a byte waits or `window` passes; yields to
+/// the worker's other tasks between looks.
+async fn look(rd: &OwnedReadHalf, window: Duration) -> bool {
+    let start = Instant::now();
     loop {
-        match recv(fd, &mut byte, MsgFlags::MSG_PEEK) {
-            Err(Errno::EAGAIN | Errno::EINTR) => {}
-            _ => return true,
+        if peek(rd) {
+            return true;
         }
         if start.elapsed() >= window {
             return false;
         }
         tokio::task::yield_now().await;
+    }
+}
+
+/// Looks at the socket until a byte waits or `window` passes, on a thread
+/// that is not an async worker; gives the CPU to whatever else is ready to
+/// run on it (the client, on a small machine) between looks.
+fn spin(rd: &OwnedReadHalf, window: Duration) -> bool {
+    let start = Instant::now();
+    loop {
+        if peek(rd) {
+            return true;
+        }
+        if start.elapsed() >= window {
+            return false;
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -219,21 +345,67 @@ mod tests {
 
     #[test]
     fn only_a_prompt_lock_step_client_is_polled_for() {
-        let mut p = Poller::new(Duration::from_micros(100));
-        // One call per arrival: lock step.
-        p.after_read(false);
-        assert_eq!(p.since_empty, 1);
+        // A wide window: this checks the rule, not a speed.
+        let mut p = Poller::new(Duration::from_secs(1));
+        let just = || Some(Instant::now());
+        // One call per arrival, soon after our reply: lock step.
+        p.after_read(false, just());
+        assert!(p.still_lock_step(true, false));
+        assert!(!p.still_lock_step(false, false), "a reply still to write");
+        assert!(!p.still_lock_step(true, true), "the next call already here");
         // A burst: the second call was already buffered.
-        p.after_read(true);
-        assert_eq!(p.since_empty, 2);
-        p.after_read(false);
-        assert_eq!(p.since_empty, 1);
-        // A client that took longer than the window is not polled for next time.
-        p.idle_since = Some(Instant::now() - Duration::from_millis(1));
-        p.after_read(false);
-        assert!(!p.prompt);
-        p.idle_since = Some(Instant::now());
-        p.after_read(false);
-        assert!(p.prompt);
+        p.after_read(true, just());
+        assert!(!p.still_lock_step(true, false));
+        p.after_read(false, just());
+        assert!(p.still_lock_step(true, false));
+        // A client that took longer than the window after our reply.
+        p.after_read(false, Some(Instant::now() - Duration::from_secs(2)));
+        assert!(!p.still_lock_step(true, false));
+        // Nothing answered yet on this connection.
+        p.after_read(false, None);
+        assert!(!p.still_lock_step(true, false));
+        // Turned off.
+        let mut off = Poller::new(Duration::ZERO);
+        off.after_read(false, just());
+        assert!(!off.still_lock_step(true, false));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn a_session_starts_after_a_run_of_lone_prompt_calls() {
+        let mut p = Poller::new(Duration::from_secs(1));
+        let just = || Some(Instant::now());
+        for i in 1..SESSION_AFTER {
+            p.after_read(false, just());
+            assert!(!p.wants_session(true), "call {i}: too early");
+        }
+        p.after_read(false, just());
+        assert!(p.wants_session(true));
+        // A call not alone (another in flight) starts the count again, and
+        // so does the end of a session.
+        p.after_read(false, just());
+        assert!(!p.wants_session(false));
+        p.after_read(false, just());
+        assert!(!p.wants_session(true));
+        p.session_ended();
+        for _ in 1..SESSION_AFTER {
+            p.after_read(false, just());
+            assert!(!p.wants_session(true));
+        }
+        p.after_read(false, just());
+        assert!(p.wants_session(true));
+    }
+
+    #[test]
+    fn no_session_outside_the_multi_threaded_runtime() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let mut p = Poller::new(Duration::from_secs(1));
+            for _ in 0..2 * SESSION_AFTER {
+                p.after_read(false, Some(Instant::now()));
+                assert!(!p.wants_session(true));
+            }
+        });
     }
 }

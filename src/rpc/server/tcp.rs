@@ -8,13 +8,15 @@
 //! bytes of two replies never interleave.
 //!
 //! A reader whose client waits for each reply may stay awake for the next
-//! call instead of sleeping (`poll`, `limits.busy_poll_us`).
+//! call instead of sleeping, on a thread of its own (a polling session:
+//! `poll`, `limits.busy_poll_us`).
 
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::io::BufReader;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -23,11 +25,11 @@ use tokio::sync::{watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, info, Instrument};
 
-use super::poll::{PolledRead, Poller};
+use super::poll::{self, PollSlot, PolledRead, Poller};
 use super::registry::{now_ms, CloseReason};
 use super::{Ticket, Transports};
 use crate::rpc::record::{read_record, RecordError, LAST_FRAGMENT};
-use crate::rpc::{canonical_addr, Parsed, ReplyBytes, Sink, Transport};
+use crate::rpc::{canonical_addr, Call, Parsed, Program, ReplyBytes, Sink, Transport};
 
 /// Request and reply bytes one TCP connection may hold, in KiB. Reading a
 /// request reserves the largest reply it could need; once the reply exists
@@ -81,6 +83,9 @@ struct SinkState {
     queue: VecDeque<Queued>,
     /// A write failed: the connection is gone, replies are dropped.
     broken: bool,
+    /// When the last reply was written whole (for `poll`: how promptly
+    /// the client sends its next call).
+    replied: Option<Instant>,
     closing: bool,
 }
 
@@ -137,6 +142,7 @@ impl TcpSink {
             match self.write_some(front) {
                 Ok(true) => {
                     st.queue.pop_front();
+                    st.replied = Some(Instant::now());
                     self.active.store(now_ms(), Ordering::Relaxed);
                 }
                 Ok(false) => return false,
@@ -174,6 +180,10 @@ impl TcpSink {
         }
     }
 
+    fn replied(&self) -> Option<Instant> {
+        self.lock().replied
+    }
+
     fn close(&self) {
         self.lock().closing = true;
         self.wake.notify_one();
@@ -202,6 +212,7 @@ impl Sink for TcpSink {
         if st.queue.is_empty() {
             match self.write_some(&mut q) {
                 Ok(true) => {
+                    st.replied = Some(Instant::now());
                     self.active.store(now_ms(), Ordering::Relaxed);
                     return;
                 }
@@ -225,13 +236,11 @@ pub(super) async fn serve(
     t: &Transports,
     stream: TcpStream,
     peer: SocketAddr,
-    mut closed: watch::Receiver<CloseReason>,
+    closed: watch::Receiver<CloseReason>,
     active: Arc<AtomicU64>,
 ) {
     let local = stream.local_addr().ok().map(canonical_addr);
     let (rd, wr) = stream.into_split();
-    let mut rd = BufReader::with_capacity(READ_BUFFER, PolledRead::new(rd));
-    let mut poller = Poller::new(t.limits.busy_poll);
     let sink = Arc::new(TcpSink {
         wr,
         state: Mutex::new(SinkState::default()),
@@ -240,23 +249,170 @@ pub(super) async fn serve(
     });
     let flusher = tokio::spawn(sink.clone().flush_loop().in_current_span());
     let max_inflight = t.limits.max_inflight_per_conn;
-    let inflight = Arc::new(Semaphore::new(max_inflight));
-    let budget = Arc::new(Semaphore::new(CONN_BUDGET_KIB));
-    let max_kib = kib(t.limits.max_record).min(CONN_BUDGET_KIB as u32);
-    // Calls that wait for more than the CPU (the lock manager's) run in
-    // tasks of their own, owned here.
-    let mut calls = JoinSet::new();
-    let mut shutdown = t.shutdown.clone();
+    let mut c = Conn {
+        t,
+        peer,
+        local,
+        rd: BufReader::with_capacity(READ_BUFFER, PolledRead::new(rd)),
+        poller: Poller::new(t.limits.busy_poll),
+        sink: sink.clone(),
+        max_inflight,
+        inflight: Arc::new(Semaphore::new(max_inflight)),
+        budget: Arc::new(Semaphore::new(CONN_BUDGET_KIB)),
+        max_kib: kib(t.limits.max_record).min(CONN_BUDGET_KIB as u32),
+        calls: JoinSet::new(),
+        shutdown: t.shutdown.clone(),
+        closed,
+        active,
+    };
     loop {
-        while calls.try_join_next().is_some() {}
-        let buffered = !rd.buffer().is_empty();
-        let answered = inflight.available_permits() == max_inflight;
-        poller.before_read(rd.get_mut(), answered, buffered).await;
+        while c.calls.try_join_next().is_some() {}
+        let buffered = !c.rd.buffer().is_empty();
+        let answered = c.inflight.available_permits() == c.max_inflight;
+        if let Some(slot) = c.poller.before_read(answered, buffered) {
+            c.poller.look(c.rd.get_mut()).await;
+            drop(slot);
+        }
+        let go_on = match c.step(false).await {
+            Step::Stop => false,
+            Step::Next => true,
+            Step::Lone(lone) => match PollSlot::take() {
+                Some(slot) => c.session(slot, lone),
+                None => {
+                    c.dispatch(lone).await;
+                    true
+                }
+            },
+        };
+        if !go_on {
+            break;
+        }
+    }
+    let Conn {
+        inflight,
+        mut calls,
+        ..
+    } = c;
+    // Drain: every slot comes back once its reply is written (or dropped).
+    let all = u32::try_from(max_inflight).unwrap_or(u32::MAX);
+    if tokio::time::timeout(t.limits.drain, inflight.acquire_many(all))
+        .await
+        .is_err()
+    {
+        info!(%peer, "calls still in flight at the drain limit; closing anyway");
+        calls.abort_all();
+    }
+    while calls.join_next().await.is_some() {}
+    sink.close();
+    let _ = flusher.await;
+}
+
+/// One connection's reader and what it needs to take calls.
+struct Conn<'a> {
+    t: &'a Transports,
+    peer: SocketAddr,
+    local: Option<SocketAddr>,
+    rd: BufReader<PolledRead>,
+    poller: Poller,
+    sink: Arc<TcpSink>,
+    max_inflight: usize,
+    inflight: Arc<Semaphore>,
+    budget: Arc<Semaphore>,
+    max_kib: u32,
+    /// Calls that wait for more than the CPU (the lock manager's) run in
+    /// tasks of their own, owned here.
+    calls: JoinSet<()>,
+    shutdown: watch::Receiver<bool>,
+    closed: watch::Receiver<CloseReason>,
+    active: Arc<AtomicU64>,
+}
+
+/// What became of one call read (`Conn::step`).
+enum Step {
+    /// The connection is done (closed by either side, unreadable, shutting
+    /// down).
+    Stop,
+    /// Started or answered; read the next.
+    Next,
+    /// Alone on a connection whose client runs in lock step: to be run in
+    /// a polling session (`Conn::session`).
+    Lone(Box<Lone>),
+}
+
+/// A call read but not started.
+struct Lone {
+    call: Call,
+    program: Arc<dyn Program>,
+    ticket: Ticket,
+}
+
+impl Conn<'_> {
+    /// A polling session (see `poll`): this thread leaves the async
+    /// workers (`block_in_place` hands its worker's other tasks to another
+    /// thread) and serves the connection by itself while its client runs in
+    /// lock step — runs the call (its filesystem work included, see
+    /// `iopool::on_receiver`), writes the reply, looks for the next call
+    /// and reads it — without a wakeup or a hand-over per call. Ends when
+    /// the client falls out of lock step or is slower than the window.
+    /// Returns whether to go on serving the connection.
+    fn session(&mut self, slot: PollSlot, first: Box<Lone>) -> bool {
+        let handle = tokio::runtime::Handle::current();
+        let go_on = tokio::task::block_in_place(|| {
+            crate::iopool::on_receiver(|| {
+                handle.block_on(async {
+                    let _slot = slot;
+                    poll::session_started();
+                    self.dispatch(first).await;
+                    loop {
+                        while self.calls.try_join_next().is_some() {}
+                        let buffered = !self.rd.buffer().is_empty();
+                        let answered = self.inflight.available_permits() == self.max_inflight;
+                        if !self.poller.still_lock_step(answered, buffered)
+                            || !self.poller.spin(self.rd.get_mut())
+                        {
+                            // Read (and sleep) on the worker as usual.
+                            return true;
+                        }
+                        match self.step(true).await {
+                            Step::Stop => return false,
+                            Step::Next => poll::session_call(),
+                            Step::Lone(l) => {
+                                poll::session_call();
+                                self.dispatch(l).await;
+                            }
+                        }
+                    }
+                })
+            })
+        });
+        self.poller.session_ended();
+        go_on
+    }
+
+    /// Starts a call read by `step`.
+    async fn dispatch(&mut self, l: Box<Lone>) {
+        let to: Arc<dyn Sink> = self.sink.clone();
+        let Lone {
+            call,
+            program,
+            ticket,
+        } = *l;
+        self.t.dispatcher.run(call, program, to, ticket).await;
+    }
+
+    /// Reads one call and starts it (or answers it), or hands it back to
+    /// run in a session: a lone call of a lock-step client, when not
+    /// `in_session` already.
+    async fn step(&mut self, in_session: bool) -> Step {
+        let t = self.t;
+        let peer = self.peer;
+        let buffered = !self.rd.buffer().is_empty();
         let next = async {
             // Back-pressure before reading anything: a slot, and room for a
             // typical request and its reply.
-            let permit = inflight.clone().acquire_owned().await.ok()?;
-            let room = budget
+            let permit = self.inflight.clone().acquire_owned().await.ok()?;
+            let room = self
+                .budget
                 .clone()
                 .acquire_many_owned(BASE_RESERVE_KIB)
                 .await
@@ -264,54 +420,54 @@ pub(super) async fn serve(
             let mut buf = Vec::new();
             let read = tokio::time::timeout(
                 t.limits.idle_timeout,
-                read_record(&mut rd, &mut buf, t.limits.max_record),
+                read_record(&mut self.rd, &mut buf, t.limits.max_record),
             )
             .await;
             Some((permit, room, buf, read))
         };
         let (permit, mut room, buf, read) = tokio::select! {
-            r = next => match r { Some(v) => v, None => break },
-            _ = shutdown.changed() => break,
-            _ = closed.changed() => {
-                if *closed.borrow() == CloseReason::NotAdmitted {
+            r = next => match r { Some(v) => v, None => return Step::Stop },
+            _ = self.shutdown.changed() => return Step::Stop,
+            _ = self.closed.changed() => {
+                if *self.closed.borrow() == CloseReason::NotAdmitted {
                     info!(%peer, "closing connection: the client is no longer admitted by any export");
                 } else {
                     info!(%peer, "closing connection: idlest connection at the connection limit");
                 }
-                break;
+                return Step::Stop;
             }
         };
         match read {
             Ok(Ok(true)) => {}
-            Ok(Ok(false)) => break,
+            Ok(Ok(false)) => return Step::Stop,
             Ok(Err(RecordError::TooLarge { claimed, max })) => {
                 info!(%peer, claimed, max, "record too large; closing connection");
-                break;
+                return Step::Stop;
             }
             Ok(Err(e)) => {
                 debug!(%peer, error = %e, "connection ended");
-                break;
+                return Step::Stop;
             }
             Err(_) => {
                 debug!(%peer, "idle timeout");
-                break;
+                return Step::Stop;
             }
         }
-        active.store(now_ms(), Ordering::Relaxed);
-        poller.after_read(buffered);
+        self.active.store(now_ms(), Ordering::Relaxed);
+        self.poller.after_read(buffered, self.sink.replied());
         if buf.len() < 8 {
             // Not even an xid and a message type: nothing we can answer.
             info!(%peer, len = buf.len(), "unparseable RPC record; closing connection");
-            break;
+            return Step::Stop;
         }
         let request_len = buf.len();
-        match t.dispatcher.parse(peer, local, Transport::Tcp, buf) {
+        match t.dispatcher.parse(peer, self.local, Transport::Tcp, buf) {
             Parsed::Close => {
                 info!(%peer, "unparseable RPC header; closing connection");
-                break;
+                return Step::Stop;
             }
             Parsed::Nothing => {}
-            Parsed::Answer(head) => sink.deliver(
+            Parsed::Answer(head) => self.sink.deliver(
                 ReplyBytes { head, tail: None },
                 Ticket {
                     _inflight: permit,
@@ -329,45 +485,43 @@ pub(super) async fn serve(
                 // ones wait for room.
                 let need = kib(reply_size_hint + 1024)
                     .max(kib(request_len))
-                    .min(max_kib);
+                    .min(self.max_kib);
                 if need > BASE_RESERVE_KIB {
                     let extra = tokio::select! {
-                        p = budget.clone().acquire_many_owned(need - BASE_RESERVE_KIB) => p.ok(),
-                        _ = shutdown.changed() => None,
+                        p = self.budget.clone().acquire_many_owned(need - BASE_RESERVE_KIB) => p.ok(),
+                        _ = self.shutdown.changed() => None,
                     };
-                    let Some(extra) = extra else { break };
+                    let Some(extra) = extra else {
+                        return Step::Stop;
+                    };
                     room.merge(extra);
                 }
                 // Nothing else in flight and nothing more received: the
                 // client waits for this reply before it sends again.
-                call.ctx.alone =
-                    inflight.available_permits() + 1 == max_inflight && rd.buffer().is_empty();
+                call.ctx.alone = self.inflight.available_permits() + 1 == self.max_inflight
+                    && self.rd.buffer().is_empty();
                 let ticket = Ticket {
                     _inflight: permit,
                     room: Some(Room(room)),
                 };
                 let d = t.dispatcher.clone();
-                let to: Arc<dyn Sink> = sink.clone();
+                let to: Arc<dyn Sink> = self.sink.clone();
                 if program.runs_in_line(&call.ctx.header) {
+                    if !in_session && self.poller.wants_session(call.ctx.alone) {
+                        return Step::Lone(Box::new(Lone {
+                            call,
+                            program,
+                            ticket,
+                        }));
+                    }
                     d.run(call, program, to, ticket).await;
                 } else {
-                    calls.spawn(
+                    self.calls.spawn(
                         async move { d.run(call, program, to, ticket).await }.in_current_span(),
                     );
                 }
             }
         }
+        Step::Next
     }
-    // Drain: every slot comes back once its reply is written (or dropped).
-    let all = u32::try_from(max_inflight).unwrap_or(u32::MAX);
-    if tokio::time::timeout(t.limits.drain, inflight.acquire_many(all))
-        .await
-        .is_err()
-    {
-        info!(%peer, "calls still in flight at the drain limit; closing anyway");
-        calls.abort_all();
-    }
-    while calls.join_next().await.is_some() {}
-    sink.close();
-    let _ = flusher.await;
 }
