@@ -29,6 +29,14 @@ use crate::sys;
 const RECENT_SLACK_SECS: u64 = 2;
 
 impl ExportFs {
+    /// Whether a call on `fh` can expect to find what it needs without a
+    /// long wait: the handle index is whole (a miss would otherwise walk the
+    /// tree to rebuild it) and `fh` is not in `.zfs` (where a snapshot is
+    /// mounted on first use). For `nfs3::table::QUICK`.
+    pub fn settled(&self, fh: &super::FileHandle) -> bool {
+        self.index_complete.load(Ordering::Relaxed) && !self.is_control(fh.ino)
+    }
+
     /// Called when a handle could not be resolved through the index. If the
     /// index may be missing entries (unclean stop, lost, rolled back): the
     /// first time, search the directories changed since its last batch;

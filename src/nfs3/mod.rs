@@ -223,6 +223,10 @@ impl Program for Nfs3 {
             Ok(g) => g,
             Err(_) => gate.read_owned().await,
         };
+        // Whether the call, run on the pool, usually waits for nothing (see
+        // `table::QUICK`): not while a handle miss would walk the tree to
+        // rebuild the index, nor in `.zfs` (a snapshot mounts on first use).
+        let mut quick = (row.quick)(call.args()) && adm.fs.settled(&adm.fh);
         // What a cached descriptor and the page cache can answer now needs
         // no thread hop (and cannot block: see fs::ops::nowait).
         if row.may_answer_in_line() && adm.fs.nowait {
@@ -240,13 +244,18 @@ impl Program for Nfs3 {
                 self.answered_in_line.fetch_add(1, Ordering::Relaxed);
                 return answer(reply, w, Ok(tail));
             }
+            // Refused: our caches or the kernel said it would wait (a cold
+            // inode, a page not cached) — unless the filesystem refuses all
+            // such WRITEs (ext4 takes no RWF_NOWAIT writes), which says
+            // nothing about this one.
+            quick &= row.writes() && !adm.fs.takes_nowait_writes();
         }
         let nfs = self.me.clone();
         let client = call.ctx.peer.ip();
         self.pool.submit_call(
             client,
             call.ctx.alone,
-            (row.quick)(call.args()),
+            quick,
             Box::new(move || {
                 let _admitted = admitted;
                 let Some(nfs) = nfs.upgrade() else { return };

@@ -24,6 +24,12 @@ use crate::sys;
 const MAX_LINKS: usize = 8;
 
 impl ExportFs {
+    /// Whether the filesystem takes buffered writes with RWF_NOWAIT (so a
+    /// refused one would have waited).
+    pub fn takes_nowait_writes(&self) -> bool {
+        self.write_nowait.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The cached open file of `fh`, when it is still that object.
     fn cached_file(&self, fh: &FileHandle) -> Option<(Arc<OpenFile>, Stat)> {
         if !self.nowait {
