@@ -34,7 +34,7 @@ mod posix;
 use posix as imp;
 
 use std::ffi::CStr;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
@@ -121,6 +121,15 @@ pub fn write_device_mark(fd: BorrowedFd<'_>, mark: &[u8]) -> Result<(), Errno> {
 /// The uid of the process at the other end of a unix socket.
 pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     imp::peer_uid(stream)
+}
+
+/// Bytes waiting to be read on socket `fd` (FIONREAD), the same ioctl on
+/// Linux and illumos (`filio.h`). `None` if it fails.
+pub fn bytes_to_read(fd: BorrowedFd<'_>) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through the pointer, which we own.
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FIONREAD, &mut n as *mut libc::c_int) };
+    (r == 0).then(|| usize::try_from(n).ok()).flatten()
 }
 
 /// POSIX lets rmdir(2) and rename(2) report a non-empty directory as EEXIST

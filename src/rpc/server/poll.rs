@@ -30,7 +30,7 @@
 //! connections at once, the others sleep as before. Linux calls the same
 //! idea busy_poll.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
@@ -41,6 +41,8 @@ use nix::sys::socket::{recv, MsgFlags};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::tcp::OwnedReadHalf;
 use tokio::runtime::{Handle, RuntimeFlavor};
+
+use crate::rpc::record::LAST_FRAGMENT;
 
 /// Connections busy polling now, across the server.
 static POLLING: AtomicUsize = AtomicUsize::new(0);
@@ -132,7 +134,7 @@ pub(super) struct Poller {
     window: Duration,
     /// Calls read since the reader last found nothing buffered.
     since_empty: u32,
-    /// The client's last call came within the window of our reply.
+    /// The client's last call came within twice the window of our reply.
     prompt: bool,
     /// Calls in a row that came alone, promptly (outside sessions).
     alone_run: u32,
@@ -144,19 +146,52 @@ pub(super) struct Poller {
 /// leaving the workers (a thread hand-over) for nothing.
 const SESSION_AFTER: u32 = 8;
 
+/// Times a connection wanted a place to poll and found none.
+static WANTED: AtomicU64 = AtomicU64::new(0);
+
+/// How long a session keeps its place once another connection wants one:
+/// long enough to amortise leaving the workers, short enough that lock-step
+/// clients take turns.
+const SESSION_TURN: Duration = Duration::from_millis(2);
+
 /// One of the `max_polling()` places; given back when dropped.
-pub(super) struct PollSlot(());
+pub(super) struct PollSlot {
+    since: Instant,
+    /// `WANTED` when the place was taken.
+    wanted: u64,
+}
 
 impl PollSlot {
     pub(super) fn take() -> Option<PollSlot> {
         let max = max_polling();
-        POLLING
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
-                (n < max).then_some(n + 1)
-            })
-            .ok()?;
-        Some(PollSlot(()))
+        let taken = POLLING.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+            (n < max).then_some(n + 1)
+        });
+        if taken.is_err() {
+            WANTED.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(PollSlot {
+            since: Instant::now(),
+            wanted: WANTED.load(Ordering::Relaxed),
+        })
     }
+
+    /// Whether a session holding this place should give it up: another
+    /// connection wanted one since, and this one had its turn.
+    pub(super) fn others_waiting(&self) -> bool {
+        turn_over(
+            self.wanted,
+            WANTED.load(Ordering::Relaxed),
+            self.since.elapsed(),
+        )
+    }
+}
+
+/// A place taken when `WANTED` was `then` and held for `held`, with
+/// `WANTED` at `now`: whether to give it up.
+fn turn_over(then: u64, now: u64, held: Duration) -> bool {
+    now != then && held >= SESSION_TURN
 }
 
 impl Drop for PollSlot {
@@ -222,7 +257,9 @@ impl Poller {
             self.since_empty = 0;
         }
         self.since_empty = self.since_empty.saturating_add(1);
-        self.prompt = replied.is_some_and(|t| t.elapsed() <= self.window);
+        // Twice the window: unpolled, the gap includes our own wakeup for
+        // the call, which polling is there to remove.
+        self.prompt = replied.is_some_and(|t| t.elapsed() <= 2 * self.window);
     }
 
     /// Looks for the next call for up to the window, on the async worker.
@@ -269,13 +306,36 @@ async fn look(rd: &OwnedReadHalf, window: Duration) -> bool {
     }
 }
 
-/// Looks at the socket until a byte waits or `window` passes, on a thread
-/// that is not an async worker; gives the CPU to whatever else is ready to
-/// run on it (the client, on a small machine) between looks.
+/// Whether a whole record waits on the socket (one last fragment, all its
+/// bytes), or the end of the stream or an error, which the read will
+/// report: then reading it cannot wait for the client. A session reads only
+/// then, so a client that sends half a call cannot park the session's
+/// thread and its place (a record in several fragments, or larger than the
+/// socket buffers, is read by the worker instead).
+fn record_waits(rd: &OwnedReadHalf) -> bool {
+    let fd = rd.as_ref().as_fd();
+    let mut mark = [0u8; 4];
+    let mark = match recv(fd.as_raw_fd(), &mut mark, MsgFlags::MSG_PEEK) {
+        Err(Errno::EAGAIN | Errno::EINTR) => return false,
+        Err(_) | Ok(0) => return true,
+        Ok(4) => u32::from_be_bytes(mark),
+        Ok(_) => return false,
+    };
+    if mark & LAST_FRAGMENT == 0 {
+        return false;
+    }
+    let need = 4 + (mark & !LAST_FRAGMENT) as usize;
+    crate::sys::bytes_to_read(fd).is_some_and(|n| n >= need)
+}
+
+/// Looks at the socket until a whole record waits (`record_waits`) or
+/// `window` passes, on a thread that is not an async worker; gives the CPU
+/// to whatever else is ready to run on it (the client, on a small machine)
+/// between looks.
 fn spin(rd: &OwnedReadHalf, window: Duration) -> bool {
     let start = Instant::now();
     loop {
-        if peek(rd) {
+        if record_waits(rd) {
             return true;
         }
         if start.elapsed() >= window {
@@ -358,8 +418,8 @@ mod tests {
         assert!(!p.still_lock_step(true, false));
         p.after_read(false, just());
         assert!(p.still_lock_step(true, false));
-        // A client that took longer than the window after our reply.
-        p.after_read(false, Some(Instant::now() - Duration::from_secs(2)));
+        // A client that took longer than twice the window after our reply.
+        p.after_read(false, Some(Instant::now() - Duration::from_secs(3)));
         assert!(!p.still_lock_step(true, false));
         // Nothing answered yet on this connection.
         p.after_read(false, None);
@@ -368,6 +428,18 @@ mod tests {
         let mut off = Poller::new(Duration::ZERO);
         off.after_read(false, just());
         assert!(!off.still_lock_step(true, false));
+    }
+
+    #[test]
+    fn a_session_gives_its_place_up_only_to_a_waiting_connection_after_its_turn() {
+        let ms = Duration::from_millis;
+        assert!(!turn_over(5, 5, ms(1000)), "nobody waiting: keep it");
+        assert!(!turn_over(5, 6, ms(1)), "somebody waiting, turn not over");
+        assert!(turn_over(5, 6, SESSION_TURN));
+        assert!(
+            turn_over(u64::MAX, 0, ms(1000)),
+            "the count wrapped: still a change"
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 1)]

@@ -353,14 +353,14 @@ impl Conn<'_> {
     /// lock step — runs the call (its filesystem work included, see
     /// `iopool::on_receiver`), writes the reply, looks for the next call
     /// and reads it — without a wakeup or a hand-over per call. Ends when
-    /// the client falls out of lock step or is slower than the window.
+    /// the client falls out of lock step or is slower than the window, or
+    /// after `SESSION_TURN` when another connection wants to poll.
     /// Returns whether to go on serving the connection.
     fn session(&mut self, slot: PollSlot, first: Box<Lone>) -> bool {
         let handle = tokio::runtime::Handle::current();
         let go_on = tokio::task::block_in_place(|| {
             crate::iopool::on_receiver(|| {
                 handle.block_on(async {
-                    let _slot = slot;
                     poll::session_started();
                     self.dispatch(first).await;
                     loop {
@@ -368,6 +368,7 @@ impl Conn<'_> {
                         let buffered = !self.rd.buffer().is_empty();
                         let answered = self.inflight.available_permits() == self.max_inflight;
                         if !self.poller.still_lock_step(answered, buffered)
+                            || slot.others_waiting()
                             || !self.poller.spin(self.rd.get_mut())
                         {
                             // Read (and sleep) on the worker as usual.

@@ -1,0 +1,128 @@
+//! Busy polling (issue 13, `limits.busy_poll_us`): a client that waits for
+//! each reply and sends its next call promptly is served by a polling
+//! session, one thread that reads, runs and answers its calls without a
+//! wakeup (`status` → `busy_polling`). Only max(1, CPUs/4) connections poll
+//! at once, so the place must come back: when the client leaves, and when
+//! it stops halfway through a call (a session reads only a whole record,
+//! so half a call cannot park its thread and its place).
+//!
+//! Counts, not speed: the window is the widest (1 ms) so that a busy test
+//! box still counts as prompt.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use support::{bounded, read_record, write_record, RawArgs, Server, UdpRpc};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+const NFS: u32 = 100003;
+
+#[derive(Debug, Clone, Copy)]
+struct Polling {
+    now: u64,
+    sessions: u64,
+    calls: u64,
+}
+
+fn polling(server: &Server) -> Polling {
+    let st: Value = server.ctl_json(&["status"]);
+    let p = &st["result"]["busy_polling"];
+    let n = |k: &str| {
+        p[k].as_u64()
+            .unwrap_or_else(|| panic!("status has busy_polling.{k}: {st}"))
+    };
+    Polling {
+        now: n("now"),
+        sessions: n("sessions"),
+        calls: n("session_calls"),
+    }
+}
+
+fn null_call(xid: u32) -> Vec<u8> {
+    UdpRpc::encode_call(xid, NFS, 3, 0, &RawArgs(Vec::new()))
+}
+
+async fn connect(server: &Server) -> TcpStream {
+    let s = TcpStream::connect(server.nfs_addr())
+        .await
+        .expect("connect");
+    // As the kernel clients do: each call sent when written.
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// `n` NULL calls, each sent as soon as the last is answered.
+async fn lock_step(s: &mut TcpStream, first_xid: u32, n: u32) {
+    for xid in first_xid..first_xid + n {
+        write_record(s, &null_call(xid)).await.unwrap();
+        let reply = read_record(s).await.expect("NULL reply");
+        assert_eq!(reply[..4], xid.to_be_bytes(), "the reply to call {xid}");
+    }
+}
+
+#[tokio::test]
+async fn a_lock_step_client_is_polled_for_and_its_place_comes_back() {
+    bounded(Duration::from_secs(60), async {
+        let server = Server::builder().arg("--busy-poll-us").arg("1000").start();
+        const CALLS: u32 = 200;
+        let before = polling(&server);
+
+        let mut a = connect(&server).await;
+        lock_step(&mut a, 1, CALLS).await;
+        // Then half a call, at once (while a session would be looking for
+        // it), and nothing more: the place must not stay with it.
+        let call = null_call(9999);
+        let mut record = (0x8000_0000u32 | call.len() as u32).to_be_bytes().to_vec();
+        record.extend_from_slice(&call);
+        let (head, rest) = record.split_at(record.len() / 2);
+        a.write_all(head).await.unwrap();
+        let mid = polling(&server);
+        eprintln!("client a: {before:?} -> {mid:?}");
+        // A session starts after 8 lone calls and lasts while the client
+        // keeps up; a scheduling hiccup ends it and the next starts 8 calls
+        // later, so most calls, not all, are read in one.
+        assert!(
+            mid.sessions > before.sessions,
+            "no polling session for a lock-step client"
+        );
+        assert!(
+            mid.calls - before.calls >= u64::from(CALLS / 2),
+            "only {} of {CALLS} calls read in polling sessions",
+            mid.calls - before.calls
+        );
+
+        // Another client polls meanwhile: the place came back.
+        let mut b = connect(&server).await;
+        lock_step(&mut b, 100_001, CALLS).await;
+        let after = polling(&server);
+        eprintln!("client b, a halfway through a call: {mid:?} -> {after:?}");
+        assert!(
+            after.sessions > mid.sessions && after.calls - mid.calls >= u64::from(CALLS / 2),
+            "a second client got no polling session while the first sat halfway through a call"
+        );
+
+        // The rest of a's call: answered (read by the worker).
+        a.write_all(rest).await.unwrap();
+        let reply = read_record(&mut a)
+            .await
+            .expect("the reply to the split call");
+        assert_eq!(reply[..4], 9999u32.to_be_bytes());
+
+        // Both gone: no connection holds a place.
+        drop(a);
+        drop(b);
+        let mut now = polling(&server).now;
+        for _ in 0..50 {
+            if now == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            now = polling(&server).now;
+        }
+        assert_eq!(now, 0, "a closed connection still holds a polling place");
+    })
+    .await;
+}
