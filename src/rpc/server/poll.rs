@@ -23,12 +23,17 @@
 //! ends. Outside tokio's multi-threaded runtime (some tests) the reader
 //! looks on its worker instead, yielding it between looks.
 //!
+//! A session reads only a whole record already in the socket (a client
+//! that sends half a call cannot park it), and gives its place up after
+//! `SESSION_TURN` when another connection wants one.
+//!
 //! Bounded three ways, because the CPU it burns is the zone's: only while
 //! the connection runs in lock step (one call per arrival, nothing else in
-//! flight) and the client's last call came within the window of our reply;
-//! never longer than the window per reply; and only `max(1, CPUs / 4)`
-//! connections at once, the others sleep as before. Linux calls the same
-//! idea busy_poll.
+//! flight) and the client's last call came within twice the window of our
+//! reply (unpolled, that gap includes our own wakeup); never longer than
+//! the window per reply; and only `max(1, CPUs / 4)` connections at once,
+//! taking turns, the others sleep as before. Linux calls the same idea
+//! busy_poll.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::pin::Pin;
