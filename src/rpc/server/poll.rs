@@ -319,19 +319,27 @@ async fn look(rd: &OwnedReadHalf, window: Duration) -> bool {
 /// socket buffers, is read by the worker instead).
 fn record_waits(rd: &OwnedReadHalf) -> bool {
     let fd = rd.as_ref().as_fd();
-    let mut mark = [0u8; 4];
-    let mark = match recv(fd.as_raw_fd(), &mut mark, MsgFlags::MSG_PEEK) {
+    // Small calls (a 4 KiB WRITE with its headers) are seen whole by the
+    // look itself; only larger ones cost a second system call.
+    let mut head = [0u8; PEEK];
+    let seen = match recv(fd.as_raw_fd(), &mut head, MsgFlags::MSG_PEEK) {
         Err(Errno::EAGAIN | Errno::EINTR) => return false,
         Err(_) | Ok(0) => return true,
-        Ok(4) => u32::from_be_bytes(mark),
-        Ok(_) => return false,
+        Ok(n) => n,
     };
+    let Some(mark) = head.get(..4).filter(|_| seen >= 4) else {
+        return false;
+    };
+    let mark = u32::from_be_bytes([mark[0], mark[1], mark[2], mark[3]]);
     if mark & LAST_FRAGMENT == 0 {
         return false;
     }
     let need = 4 + (mark & !LAST_FRAGMENT) as usize;
-    crate::sys::bytes_to_read(fd).is_some_and(|n| n >= need)
+    seen >= need || crate::sys::bytes_to_read(fd).is_some_and(|n| n >= need)
 }
+
+/// Bytes `record_waits` peeks at.
+const PEEK: usize = 8 * 1024;
 
 /// Looks at the socket until a whole record waits (`record_waits`) or
 /// `window` passes, on a thread that is not an async worker; gives the CPU
