@@ -287,6 +287,43 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
     });
 }
 
+/// On `s`: a cold READ of `fh` (a file full of `fill`), `sent()`, 20 ms,
+/// then a GETATTR of `root`, which must be answered first; then the READ's
+/// bytes. How long the GETATTR waited.
+async fn getattr_behind_cold_read(
+    s: &mut TcpStream,
+    fh: &[u8],
+    fill: u8,
+    root: &[u8],
+    who: &str,
+    sent: impl FnOnce(),
+) -> Duration {
+    s.write_all(&call(100, 100003, 3, 6, &read_args(fh)))
+        .await
+        .unwrap();
+    sent();
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = Instant::now();
+    s.write_all(&call(200, 100003, 3, 1, &opaque(root)))
+        .await
+        .unwrap();
+    let first = read_record(s).await;
+    let getattr_wait = t.elapsed();
+    let (xid, res) = results(&first);
+    assert_eq!(xid, 200, "{who}: the GETATTR answered before the cold READ");
+    assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
+    let second = read_record(s).await;
+    let (xid, res) = results(&second);
+    assert_eq!(xid, 100);
+    assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
+    assert_eq!(
+        read_data(res)[..4096],
+        [fill; 4096][..],
+        "READ: that file's bytes"
+    );
+    getattr_wait
+}
+
 #[test]
 #[ignore = "needs root"]
 fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
@@ -313,21 +350,11 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
             let (root, sent_tx) = (root.clone(), sent_tx.clone());
             clients.push(tokio::spawn(async move {
                 let mut s = connect(&format!("127.0.0.{}", 2 + i), nfs).await;
-                s.write_all(&call(100, 100003, 3, 6, &read_args(&fh))).await.unwrap();
-                let _ = sent_tx.send(());
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                let sent = Instant::now();
-                s.write_all(&call(200, 100003, 3, 1, &opaque(&root))).await.unwrap();
-                let first = read_record(&mut s).await;
-                let getattr_wait = sent.elapsed();
-                let (xid, res) = results(&first);
-                assert_eq!(xid, 200, "client {i}: the GETATTR answered before the cold READ");
-                assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
-                let second = read_record(&mut s).await;
-                let (xid, res) = results(&second);
-                assert_eq!(xid, 100);
-                assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
-                assert_eq!(read_data(res)[..4096], [i as u8; 4096][..], "READ: that file's bytes");
+                let who = format!("client {i}");
+                let getattr_wait = getattr_behind_cold_read(&mut s, &fh, i as u8, &root, &who, || {
+                    let _ = sent_tx.send(());
+                })
+                .await;
                 (getattr_wait, t0.elapsed())
             }));
         }
@@ -395,20 +422,8 @@ fn a_polling_session_hands_a_cold_read_off_and_keeps_answering() {
             }
             // Still in lock step: a cold READ (100 ms on this disk), then,
             // while it waits, a GETATTR on the same connection.
-            s.write_all(&call(100, 100003, 3, 6, &read_args(&files[0]))).await.unwrap();
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            let sent = Instant::now();
-            s.write_all(&call(200, 100003, 3, 1, &opaque(&root))).await.unwrap();
-            let first = read_record(&mut s).await;
-            let getattr_wait = sent.elapsed();
-            let (xid, res) = results(&first);
-            assert_eq!(xid, 200, "the GETATTR answered before the cold READ");
-            assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
-            let second = read_record(&mut s).await;
-            let (xid, res) = results(&second);
-            assert_eq!(xid, 100);
-            assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
-            assert_eq!(read_data(res)[..4096], [0u8; 4096][..], "READ: the file's bytes");
+            let getattr_wait =
+                getattr_behind_cold_read(&mut s, &files[0], 0, &root, "the session's client", || {}).await;
             let (sessions2, calls2) = polling();
             // Calls 2..=9 are the run of lone calls prompt after a reply
             // (the first has no reply before it); the session starts with

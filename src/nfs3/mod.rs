@@ -226,7 +226,9 @@ impl Program for Nfs3 {
         // Whether the call, run on the pool, usually waits for nothing (see
         // `table::QUICK`): not while a handle miss would walk the tree to
         // rebuild the index, nor in `.zfs` (a snapshot mounts on first use).
-        let mut quick = (row.quick)(call.args()) && adm.fs.settled(&adm.fh);
+        // Only a lone call asks (`IoPool::submit_call`), so only a lone call
+        // decodes its arguments a second time to answer.
+        let mut quick = call.ctx.alone && adm.fs.settled(&adm.fh) && (row.quick)(call.args());
         // What a cached descriptor and the page cache can answer now needs
         // no thread hop (and cannot block: see fs::ops::nowait).
         if row.may_answer_in_line() && adm.fs.nowait {
