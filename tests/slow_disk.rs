@@ -143,23 +143,26 @@ struct SlowExport {
     mount: SocketAddr,
     /// Reads waiting in the slow disk at once, at most.
     peak: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    /// Lookups and attributes the slow disk was asked for.
+    meta_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     _session: fuser::BackgroundSession,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
 
 fn slow_export(files: usize, state: bool) -> SlowExport {
-    slow_export_with(files, state, &[])
+    slow_export_with(files, state, &[], Duration::ZERO)
 }
 
-/// The same, with more `volnfs serve` arguments.
-fn slow_export_with(files: usize, state: bool, args: &[&str]) -> SlowExport {
+/// The same, with more `volnfs serve` arguments, and lookups and attributes
+/// taking `meta_delay` (cold inodes) when it is not zero.
+fn slow_export_with(files: usize, state: bool, args: &[&str], meta_delay: Duration) -> SlowExport {
     let backing = tempfile::tempdir().unwrap();
     for i in 0..files {
         std::fs::write(backing.path().join(format!("f{i:03}")), vec![i as u8; 4096]).unwrap();
     }
     let mnt = tempfile::tempdir().unwrap();
-    let fs = slowfs::SlowFs::new(backing.path(), DELAY);
-    let peak = fs.peak.clone();
+    let fs = slowfs::SlowFs::new(backing.path(), DELAY).with_slow_metadata(meta_delay);
+    let (peak, meta_calls) = (fs.peak.clone(), fs.meta_calls.clone());
     let session = fuser::spawn_mount2(
         fs,
         mnt.path(),
@@ -172,6 +175,7 @@ fn slow_export_with(files: usize, state: bool, args: &[&str]) -> SlowExport {
         mount: SocketAddr::from(([127, 0, 0, 1], server.mount_port)),
         server,
         peak,
+        meta_calls,
         _session: session,
         _dirs: (backing, mnt),
     }
@@ -287,20 +291,17 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
     });
 }
 
-/// On `s`: a cold READ of `fh` (a file full of `fill`), `sent()`, 20 ms,
-/// then a GETATTR of `root`, which must be answered first; then the READ's
-/// bytes. How long the GETATTR waited.
-async fn getattr_behind_cold_read(
+/// On `s`: `cold` (a call with xid 100 the disk is slow to answer),
+/// `sent()`, 20 ms, then a GETATTR of `root`, which must be answered first.
+/// How long the GETATTR waited, and the cold call's results.
+async fn getattr_behind_cold_call(
     s: &mut TcpStream,
-    fh: &[u8],
-    fill: u8,
+    cold: &[u8],
     root: &[u8],
     who: &str,
     sent: impl FnOnce(),
-) -> Duration {
-    s.write_all(&call(100, 100003, 3, 6, &read_args(fh)))
-        .await
-        .unwrap();
+) -> (Duration, Vec<u8>) {
+    s.write_all(cold).await.unwrap();
     sent();
     tokio::time::sleep(Duration::from_millis(20)).await;
     let t = Instant::now();
@@ -310,18 +311,33 @@ async fn getattr_behind_cold_read(
     let first = read_record(s).await;
     let getattr_wait = t.elapsed();
     let (xid, res) = results(&first);
-    assert_eq!(xid, 200, "{who}: the GETATTR answered before the cold READ");
+    assert_eq!(xid, 200, "{who}: the GETATTR answered before the cold call");
     assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
     let second = read_record(s).await;
     let (xid, res) = results(&second);
     assert_eq!(xid, 100);
-    assert_eq!(&res[..4], &[0, 0, 0, 0], "READ OK");
+    assert_eq!(&res[..4], &[0, 0, 0, 0], "{who}: the cold call OK");
+    (getattr_wait, res.to_vec())
+}
+
+/// A cold READ of `fh` (a file full of `fill`) as `getattr_behind_cold_call`
+/// sends it; checks the bytes.
+async fn getattr_behind_cold_read(
+    s: &mut TcpStream,
+    fh: &[u8],
+    fill: u8,
+    root: &[u8],
+    who: &str,
+    sent: impl FnOnce(),
+) -> Duration {
+    let cold = call(100, 100003, 3, 6, &read_args(fh));
+    let (wait, res) = getattr_behind_cold_call(s, &cold, root, who, sent).await;
     assert_eq!(
-        read_data(res)[..4096],
+        read_data(&res)[..4096],
         [fill; 4096][..],
         "READ: that file's bytes"
     );
-    getattr_wait
+    wait
 }
 
 #[test]
@@ -393,11 +409,55 @@ fn lone_cold_reads_on_their_receiving_threads_hold_up_nothing() {
 #[test]
 #[ignore = "needs root"]
 fn a_polling_session_hands_a_cold_read_off_and_keeps_answering() {
+    let ex = slow_export_with(1, true, &["--busy-poll-us", "1000"], Duration::ZERO);
+    session_hands_off(
+        &ex,
+        "READ",
+        |fh| call(100, 100003, 3, 6, &read_args(fh)),
+        |res| {
+            assert_eq!(
+                read_data(res)[..4096],
+                [0; 4096][..],
+                "READ: that file's bytes"
+            )
+        },
+    );
+}
+
+/// On FUSE (or NFS, SMB) any GETATTR may wait for a daemon or a server: a
+/// session never runs one on its own thread there, though on a local disk
+/// filesystem a GETATTR counts as quick.
+#[test]
+#[ignore = "needs root"]
+fn a_polling_session_hands_a_cold_getattr_off_and_keeps_answering() {
+    let ex = slow_export_with(1, true, &["--busy-poll-us", "1000"], DELAY);
+    session_hands_off(
+        &ex,
+        "GETATTR",
+        |fh| call(100, 100003, 3, 1, &opaque(fh)),
+        |res| assert_eq!(fattr_size(&res[4..]), 4096, "GETATTR: that file's size"),
+    );
+}
+
+/// The size in a fattr3 (type, mode, nlink, uid, gid, then size).
+fn fattr_size(attr: &[u8]) -> u64 {
+    u64::from_be_bytes(attr[20..28].try_into().unwrap())
+}
+
+/// A client in lock step, served by a polling session, sends `cold(fh)` (a
+/// `what` on the only file, which the disk is slow to answer; `check` reads
+/// its results) and, while it waits, a GETATTR of the root on the same
+/// connection: the GETATTR must be answered at once, so the cold call was
+/// handed off, not run on the session's thread.
+fn session_hands_off(
+    ex: &SlowExport,
+    what: &str,
+    cold: impl Fn(&[u8]) -> Vec<u8>,
+    check: impl Fn(&[u8]),
+) {
     // Lone, prompt calls in a row before a session starts (rpc::server::poll).
     const SESSION_AFTER: u32 = 8;
     const LOCK_STEP: u32 = 3 * SESSION_AFTER;
-    // The widest window, so a busy test box still counts as prompt.
-    let ex = slow_export_with(1, true, &["--busy-poll-us", "1000"]);
     let nfs = ex.nfs;
     let polling = || {
         let st = ex.server.ctl_json(&["status"]);
@@ -409,37 +469,40 @@ fn a_polling_session_hands_a_cold_read_off_and_keeps_answering() {
         (n("sessions"), n("session_calls"))
     };
     runtime().block_on(async {
-        let (root, files) = handles(&ex, 1).await;
+        let (root, files) = handles(ex, 1).await;
         // A scheduling hiccup on the client can end a session early; then
-        // the READ was not read in one and the try does not count.
+        // the cold call was not read in one and the try does not count.
         let mut tries = Vec::new();
         for attempt in 0..5u32 {
             let (sessions, calls) = polling();
             let mut s = connect("127.0.0.6", nfs).await;
-            // GETATTRs in lock step: each sent as soon as the last is answered.
+            // NULLs in lock step: each sent as soon as the last is answered
+            // (any call of a lock-step client leads to a session; NULL is
+            // the one a session answers on its thread on any filesystem).
             for x in 0..LOCK_STEP {
-                rpc(&mut s, 1000 + x, 100003, 3, 1, &opaque(&root)).await;
+                rpc(&mut s, 1000 + x, 100003, 3, 0, &[]).await;
             }
-            // Still in lock step: a cold READ (100 ms on this disk), then,
+            // Still in lock step: the cold call (100 ms on this disk), then,
             // while it waits, a GETATTR on the same connection.
-            let getattr_wait =
-                getattr_behind_cold_read(&mut s, &files[0], 0, &root, "the session's client", || {}).await;
+            let (getattr_wait, res) =
+                getattr_behind_cold_call(&mut s, &cold(&files[0]), &root, "the session's client", || {}).await;
+            check(&res);
             let (sessions2, calls2) = polling();
             // Calls 2..=9 are the run of lone calls prompt after a reply
             // (the first has no reply before it); the session starts with
-            // the 9th, and calls 10..=24 and the READ are read in it: 16.
-            // Had it ended before the READ, another would have needed 8
-            // more calls outside one first: at most 8 counted.
+            // the 9th, and calls 10..=24 and the cold one are read in it:
+            // 16. Had it ended before the cold call, another would have
+            // needed 8 more calls outside one first: at most 8 counted.
             let read_in_session =
                 sessions2 > sessions && calls2 - calls >= u64::from(LOCK_STEP - SESSION_AFTER);
             eprintln!(
-                "try {attempt}: {} session(s), {} calls in them; the GETATTR behind the cold READ waited {getattr_wait:?}",
+                "try {attempt}: {} session(s), {} calls in them; the GETATTR behind the cold {what} waited {getattr_wait:?}",
                 sessions2 - sessions,
                 calls2 - calls
             );
             assert!(
                 getattr_wait < Duration::from_millis(50),
-                "a GETATTR waited {getattr_wait:?} behind its connection's cold READ"
+                "a GETATTR waited {getattr_wait:?} behind its connection's cold {what}"
             );
             tries.push(read_in_session);
             if read_in_session {
@@ -450,7 +513,98 @@ fn a_polling_session_hands_a_cold_read_off_and_keeps_answering() {
         }
         assert!(
             tries.iter().any(|t| *t),
-            "no try read the cold READ in a polling session ({tries:?}): this test did not test that path"
+            "no try read the cold {what} in a polling session ({tries:?}): this test did not test that path"
         );
+    });
+}
+
+/// Two clients, `proc_` with `args[i]` for every file i, 64 calls
+/// pipelined on each connection; meanwhile a third client's NULL + GETATTR
+/// of `root` (`slowest_null_getattr`). The results by file, how long all
+/// took, and the third client's slowest pair.
+async fn pipelined(
+    nfs: SocketAddr,
+    root: &[u8],
+    proc_: u32,
+    args: &[Vec<u8>],
+) -> (Vec<Vec<u8>>, Duration, Duration) {
+    let t0 = Instant::now();
+    let mut clients = Vec::new();
+    for (half, from) in ["127.0.0.2", "127.0.0.3"].into_iter().enumerate() {
+        let first = half * args.len() / 2;
+        let part: Vec<Vec<u8>> = args[first..first + args.len() / 2].to_vec();
+        clients.push(tokio::spawn(async move {
+            let mut s = connect(from, nfs).await;
+            let mut calls = Vec::new();
+            for (k, a) in part.iter().enumerate() {
+                calls.extend(call((first + k) as u32, 100003, 3, proc_, a));
+            }
+            s.write_all(&calls).await.unwrap();
+            let mut got = Vec::new();
+            while got.len() < part.len() {
+                let r = read_record(&mut s).await;
+                let (xid, res) = results(&r);
+                assert_eq!(
+                    &res[..4],
+                    &[0, 0, 0, 0],
+                    "procedure {proc_} xid {xid}: status OK"
+                );
+                got.push((xid as usize, res.to_vec()));
+            }
+            got
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let slowest = slowest_null_getattr("127.0.0.4", nfs, root, 5, Duration::from_millis(20)).await;
+    let mut by_file = vec![Vec::new(); args.len()];
+    for c in clients {
+        for (xid, res) in c.await.unwrap() {
+            by_file[xid] = res;
+        }
+    }
+    (by_file, t0.elapsed(), slowest)
+}
+
+/// A cold `ls -l` of a big directory: two clients keep 128 LOOKUPs, then
+/// 128 GETATTRs, outstanding (64 pipelined on each connection) on a disk
+/// where each waits 100 ms or more (lookups and attributes, FUSE caching
+/// none of them); a third client's NULL and GETATTR of the root (prompt on
+/// this disk) stay under 50 ms, and each batch finishes in under 2 s (one
+/// at a time: at least 12.8 s).
+#[test]
+#[ignore = "needs root"]
+fn cold_lookups_and_getattrs_run_in_parallel_and_hold_up_nothing() {
+    let ex = slow_export_with(FILES, true, &[], DELAY);
+    let nfs = ex.nfs;
+    runtime().block_on(async {
+        let mut m = connect("127.0.0.1", ex.mount).await;
+        let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
+        let lookups: Vec<Vec<u8>> = (0..FILES)
+            .map(|i| {
+                let mut a = opaque(&root);
+                a.extend(opaque(format!("f{i:03}").as_bytes()));
+                a
+            })
+            .collect();
+        let asked = || ex.meta_calls.load(Ordering::SeqCst);
+        let before = asked();
+        let (found, lookup_time, lookup_other) = pipelined(nfs, &root, 3, &lookups).await;
+        let for_lookups = asked() - before;
+        let getattrs: Vec<Vec<u8>> = found.iter().map(|res| opaque(&handle_after_status(res))).collect();
+        let (attrs, getattr_time, getattr_other) = pipelined(nfs, &root, 1, &getattrs).await;
+        let for_getattrs = asked() - before - for_lookups;
+        eprintln!(
+            "{FILES} cold LOOKUPs in {lookup_time:?} ({for_lookups} disk lookups and attributes; another client's \
+             slowest NULL + GETATTR {lookup_other:?}), {FILES} cold GETATTRs in {getattr_time:?} ({for_getattrs}; {getattr_other:?})"
+        );
+        for (i, res) in attrs.iter().enumerate() {
+            assert_eq!(fattr_size(&res[4..]), 4096, "GETATTR of f{i:03}: its size");
+        }
+        for (what, other) in [("LOOKUPs", lookup_other), ("GETATTRs", getattr_other)] {
+            assert!(other < Duration::from_millis(50), "another client waited {other:?} behind cold {what}");
+        }
+        for (what, all) in [("LOOKUPs", lookup_time), ("GETATTRs", getattr_time)] {
+            assert!(all < Duration::from_secs(2), "{FILES} cold {what} took {all:?}: not in parallel");
+        }
     });
 }

@@ -117,6 +117,10 @@ pub struct ExportFs {
     /// Calls that find their object's descriptor cached may be answered
     /// without waiting (`ops::nowait`): a local filesystem on Linux.
     pub nowait: bool,
+    /// A filesystem of this machine's disks or memory, not FUSE or a
+    /// network one (`sys::local_filesystem`): only there may a polling
+    /// session run a quick call on its own thread.
+    pub local: bool,
     /// Whether the filesystem takes buffered writes with RWF_NOWAIT (XFS,
     /// btrfs do; ext4 answers EOPNOTSUPP): cleared on the first refusal, so
     /// WRITEs then go straight to the pool without a wasted system call.
@@ -241,6 +245,7 @@ impl ExportFs {
         let st = crate::sys::fstat(root.as_fd())?;
         let fsid = crate::sys::filesystem_id(root.as_fd()).unwrap_or(st.dev);
         let nowait = crate::sys::serves_cached_io_without_blocking(root.as_fd());
+        let local = crate::sys::local_filesystem(root.as_fd());
         Ok(ExportFs {
             id: export_id_for(name),
             name: name.to_string(),
@@ -260,6 +265,7 @@ impl ExportFs {
             can_chown: nix::unistd::geteuid().is_root(),
             sync_namespace: opts.sync_namespace,
             nowait,
+            local,
             write_nowait: std::sync::atomic::AtomicBool::new(nowait),
             devices: opts.device_nodes,
             marks: devices::new_cache(),

@@ -224,11 +224,14 @@ impl Program for Nfs3 {
             Err(_) => gate.read_owned().await,
         };
         // Whether the call, run on the pool, usually waits for nothing (see
-        // `table::QUICK`): not while a handle miss would walk the tree to
-        // rebuild the index, nor in `.zfs` (a snapshot mounts on first use).
-        // Only a lone call asks (`IoPool::submit_call`), so only a lone call
-        // decodes its arguments a second time to answer.
-        let mut quick = call.ctx.alone && adm.fs.settled(&adm.fh) && (row.quick)(call.args());
+        // `table::QUICK`): not on FUSE or a network filesystem (any GETATTR
+        // there may wait for a daemon or a server), not while a handle miss
+        // would walk the tree to rebuild the index, nor in `.zfs` (a
+        // snapshot mounts on first use). Only a lone call asks
+        // (`IoPool::submit_call`), so only a lone call decodes its arguments
+        // a second time to answer.
+        let mut quick =
+            call.ctx.alone && adm.fs.local && adm.fs.settled(&adm.fh) && (row.quick)(call.args());
         // What a cached descriptor and the page cache can answer now needs
         // no thread hop (and cannot block: see fs::ops::nowait).
         if row.may_answer_in_line() && adm.fs.nowait {

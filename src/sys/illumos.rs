@@ -7,6 +7,9 @@
 //!
 //! `getattrat` opens the attribute directory of `name` (O_XATTR), which
 //! follows a symlink: symlinks never come here (see `posix::generation`).
+//!
+//! Also the filesystem's type name (`fstatvfs` f_basetype, which Linux's
+//! `statvfs` lacks), for `sys::local_filesystem`.
 
 use std::ffi::{c_char, c_int, c_uint, CStr};
 use std::os::fd::{AsRawFd, BorrowedFd};
@@ -145,4 +148,22 @@ pub fn write_device_mark(fd: BorrowedFd<'_>, mark: &[u8]) -> Result<(), nix::err
     // The attribute is a file of its own (xattr=dir): make it durable.
     f.sync_all()
         .map_err(|e| nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+}
+
+/// Whether `fd` is on ZFS, UFS or tmpfs (`fstatvfs` f_basetype), not a
+/// network or user-space filesystem (NFS, SMB, a FUSE-like one).
+pub fn local_filesystem(fd: BorrowedFd<'_>) -> bool {
+    // SAFETY: fstatvfs writes into the zeroed struct we own.
+    let mut v: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatvfs(fd.as_raw_fd(), &mut v) } != 0 {
+        return false;
+    }
+    // f_basetype: a NUL-terminated name in a fixed array (FSTYPSZ).
+    let name: Vec<u8> = v
+        .f_basetype
+        .iter()
+        .take_while(|c| **c != 0)
+        .map(|c| *c as u8)
+        .collect();
+    matches!(&name[..], b"zfs" | b"ufs" | b"tmpfs")
 }

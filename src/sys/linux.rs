@@ -81,21 +81,14 @@ pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
 }
 
-/// Filesystems whose open descriptors answer fstat from memory and whose
-/// page cache RWF_NOWAIT can test: local disk filesystems. Not FUSE, NFS,
-/// CIFS (their fstat may ask a daemon or a server).
+/// Local disk filesystems (`super::local_linux_filesystem`) open descriptors
+/// answer fstat from memory and RWF_NOWAIT can test the page cache of.
 pub fn serves_cached_io_without_blocking(fd: BorrowedFd<'_>) -> bool {
-    const EXT4: i64 = 0xEF53;
-    const XFS: i64 = 0x5846_5342;
-    const BTRFS: i64 = 0x9123_683E;
-    const TMPFS: i64 = 0x0102_1994;
-    const ZFS: i64 = 0x2FC1_2FC1;
-    // SAFETY: fstatfs writes into the zeroed struct we own.
-    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
-        return false;
-    }
-    matches!(st.f_type as i64, EXT4 | XFS | BTRFS | TMPFS | ZFS)
+    super::local_linux_filesystem(fd)
+}
+
+pub fn local_filesystem(fd: BorrowedFd<'_>) -> bool {
+    super::local_linux_filesystem(fd)
 }
 
 /// pread that never waits for the disk: EAGAIN unless the bytes are in the

@@ -85,6 +85,35 @@ pub fn serves_cached_io_without_blocking(fd: BorrowedFd<'_>) -> bool {
     imp::serves_cached_io_without_blocking(fd)
 }
 
+/// Whether `fd` is on a filesystem of this machine's own disks or memory
+/// (ZFS, UFS, ext4, XFS, btrfs, tmpfs), whose metadata of an object in
+/// memory comes without a round trip: not FUSE, NFS or SMB, where a GETATTR
+/// may wait for a daemon or another server at any time. A polling session
+/// runs a quick call (`nfs3::table::QUICK`) on its own thread only here.
+pub fn local_filesystem(fd: BorrowedFd<'_>) -> bool {
+    imp::local_filesystem(fd)
+}
+
+/// The Linux test behind `local_filesystem` (both modes on Linux: the
+/// filesystem type is not one of the differences posix mode stands in for).
+#[cfg(target_os = "linux")]
+fn local_linux_filesystem(fd: BorrowedFd<'_>) -> bool {
+    const EXT4: i64 = 0xEF53;
+    const XFS: i64 = 0x5846_5342;
+    const BTRFS: i64 = 0x9123_683E;
+    const TMPFS: i64 = 0x0102_1994;
+    const ZFS: i64 = 0x2FC1_2FC1;
+    // SAFETY: fstatfs writes into the zeroed struct we own.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut st) } != 0 {
+        return false;
+    }
+    // f_type's width differs between C libraries.
+    #[allow(clippy::unnecessary_cast)]
+    let magic = st.f_type as i64;
+    matches!(magic, EXT4 | XFS | BTRFS | TMPFS | ZFS)
+}
+
 /// Reads at `offset` only what the page cache holds now; EAGAIN if any of
 /// it would need the disk.
 pub fn pread_nowait(

@@ -171,6 +171,20 @@ pub fn serves_cached_io_without_blocking(_: BorrowedFd<'_>) -> bool {
     false
 }
 
+/// On illumos the filesystem's name (`fstatvfs` f_basetype); in posix mode
+/// on Linux, its magic number, as the Linux build reads it.
+pub fn local_filesystem(fd: BorrowedFd<'_>) -> bool {
+    #[cfg(target_os = "illumos")]
+    return super::illumos::local_filesystem(fd);
+    #[cfg(target_os = "linux")]
+    return super::local_linux_filesystem(fd);
+    #[cfg(not(any(target_os = "linux", target_os = "illumos")))]
+    {
+        let _ = fd;
+        false
+    }
+}
+
 pub fn pread_nowait(
     _: BorrowedFd<'_>,
     _: &mut [std::mem::MaybeUninit<u8>],
