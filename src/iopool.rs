@@ -146,6 +146,8 @@ struct Inner {
     /// in all.
     here: AtomicUsize,
     here_total: AtomicU64,
+    /// Calls a polling session read and passed on, since start.
+    session_handoffs: AtomicU64,
     /// Set by `shutdown`: no more calls start on their receiving thread.
     closing: AtomicBool,
 }
@@ -167,6 +169,9 @@ pub struct PoolStats {
     /// Calls run on their receiving thread instead (`submit_call`), since
     /// start.
     pub ran_on_receiver: u64,
+    /// Calls a polling session read but did not run on its own thread
+    /// (not quick: they may wait for the disk), since start.
+    pub session_handoffs: u64,
 }
 
 impl IoPool {
@@ -185,6 +190,7 @@ impl IoPool {
                 drained: Condvar::new(),
                 here: AtomicUsize::new(0),
                 here_total: AtomicU64::new(0),
+                session_handoffs: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
             }),
         }
@@ -378,6 +384,7 @@ impl IoPool {
             max_threads: self.inner.cfg.threads,
             per_client: self.inner.cfg.per_client,
             ran_on_receiver: self.inner.here_total.load(Ordering::Relaxed),
+            session_handoffs: self.inner.session_handoffs.load(Ordering::Relaxed),
         }
     }
 

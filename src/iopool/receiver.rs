@@ -74,19 +74,29 @@ impl IoPool {
     /// wait takes the path above, so the session's reader stays free to
     /// take the connection's next call meanwhile.
     pub fn submit_call(&self, client: IpAddr, alone: bool, quick: bool, job: Job) {
+        let in_session = ON_RECEIVER.with(|r| r.get());
         let here = if alone { self.receiver_slot() } else { None };
         let Some(slot) = here else {
+            self.handed_off(in_session);
             return self.submit(client, job);
         };
         self.inner.here_total.fetch_add(1, Ordering::Relaxed);
-        if quick && ON_RECEIVER.with(|r| r.get()) {
+        if quick && in_session {
             let _slot = slot;
             return run(job);
         }
+        self.handed_off(in_session);
         tokio::spawn(async move {
             let _slot = slot;
             tokio::task::block_in_place(|| run(job));
         });
+    }
+
+    /// Counts a call a polling session passes on (`PoolStats`).
+    fn handed_off(&self, in_session: bool) {
+        if in_session {
+            self.inner.session_handoffs.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// A slot to run a call on its receiving thread, if the runtime allows
