@@ -174,14 +174,10 @@ impl ConfigFile {
             limits.max_inflight_per_conn = n.clamp(1, 4096);
         }
         if let Some(us) = self.limits.busy_poll_us {
-            use crate::rpc::server::MAX_BUSY_POLL_US;
-            if us > MAX_BUSY_POLL_US {
-                problem(
-                    "limits.busy_poll_us".into(),
-                    format!("must be between 0 (off) and {MAX_BUSY_POLL_US} microseconds"),
-                );
+            match crate::rpc::server::busy_poll_window(us) {
+                Ok(window) => limits.busy_poll = window,
+                Err(why) => problem("limits.busy_poll_us".into(), why),
             }
-            limits.busy_poll = std::time::Duration::from_micros(us.min(MAX_BUSY_POLL_US));
         }
         let ports = [("nfs_port", self.nfs_port), ("mount_port", self.mount_port)];
         if self.nfs_port != 0 && self.nfs_port == self.mount_port {

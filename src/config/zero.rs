@@ -117,15 +117,8 @@ impl ZeroConfig {
         }
         let mut limits = crate::rpc::server::Limits::default();
         if let Some(us) = self.busy_poll_us {
-            use crate::rpc::server::MAX_BUSY_POLL_US;
-            if us > MAX_BUSY_POLL_US {
-                return Err(flag_err(
-                    "--busy-poll-us",
-                    us,
-                    format!("must be between 0 (off) and {MAX_BUSY_POLL_US}"),
-                ));
-            }
-            limits.busy_poll = std::time::Duration::from_micros(us);
+            limits.busy_poll = crate::rpc::server::busy_poll_window(us)
+                .map_err(|why| flag_err("--busy-poll-us", us, why))?;
         }
         Ok(Config {
             listen: if self.listen.is_empty() {

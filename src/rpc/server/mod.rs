@@ -47,6 +47,18 @@ pub const DEFAULT_BUSY_POLL: Duration = Duration::from_micros(100);
 /// Largest `limits.busy_poll_us` accepted.
 pub const MAX_BUSY_POLL_US: u64 = 1000;
 
+/// The busy-poll window for a configured number of microseconds (the
+/// config file's `limits.busy_poll_us`, the `--busy-poll-us` flag), or
+/// what is wrong with it.
+pub fn busy_poll_window(us: u64) -> Result<Duration, String> {
+    if us > MAX_BUSY_POLL_US {
+        return Err(format!(
+            "must be between 0 (off) and {MAX_BUSY_POLL_US} microseconds"
+        ));
+    }
+    Ok(Duration::from_micros(us))
+}
+
 /// Resource bounds for the transports.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
