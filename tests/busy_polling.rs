@@ -8,6 +8,11 @@
 //!
 //! Counts, not speed: the window is the widest (1 ms) so that a busy test
 //! box still counts as prompt.
+//!
+//! When more lock-step clients run than there are places, they take turns:
+//! a session gives its place up after 2 ms once another connection wanted
+//! one, so sessions keep starting; without turns the first clients would
+//! keep the places for as long as they ran.
 
 mod support;
 
@@ -23,6 +28,8 @@ const NFS: u32 = 100003;
 #[derive(Debug, Clone, Copy)]
 struct Polling {
     now: u64,
+    /// Places: connections that may poll at once.
+    max: u64,
     sessions: u64,
     calls: u64,
 }
@@ -36,6 +43,7 @@ fn polling(server: &Server) -> Polling {
     };
     Polling {
         now: n("now"),
+        max: n("max"),
         sessions: n("sessions"),
         calls: n("session_calls"),
     }
@@ -123,6 +131,51 @@ async fn a_lock_step_client_is_polled_for_and_its_place_comes_back() {
             now = polling(&server).now;
         }
         assert_eq!(now, 0, "a closed connection still holds a polling place");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_lock_step_clients_take_turns_at_the_polling_places() {
+    bounded(Duration::from_secs(60), async {
+        let server = Server::builder().arg("--busy-poll-us").arg("1000").start();
+        const RUN: Duration = Duration::from_millis(500);
+        let before = polling(&server);
+        // One client more than there are places, all busy at once.
+        let clients = before.max + 1;
+        let end = std::time::Instant::now() + RUN;
+        let mut tasks = Vec::new();
+        for c in 0..clients {
+            let mut s = connect(&server).await;
+            tasks.push(tokio::spawn(async move {
+                let first = (c as u32 + 1) * 1_000_000;
+                let mut calls = 0;
+                while std::time::Instant::now() < end {
+                    lock_step(&mut s, first + calls, 1).await;
+                    calls += 1;
+                }
+                calls
+            }));
+        }
+        let mut calls = Vec::new();
+        for t in tasks {
+            calls.push(t.await.expect("client"));
+        }
+        let after = polling(&server);
+        let sessions = after.sessions - before.sessions;
+        eprintln!(
+            "{clients} lock-step clients, {} place(s), {RUN:?}: calls {calls:?}, {sessions} sessions, {} calls in them",
+            before.max,
+            after.calls - before.calls
+        );
+        // With turns a session ends every ~2 ms while others wait (~200 in
+        // the run); without, the places stay with their first holders,
+        // and only a client late for its next call ends a session.
+        assert!(
+            sessions >= 10 * clients,
+            "{sessions} sessions in {RUN:?} for {clients} busy clients and {} place(s): they did not take turns",
+            before.max
+        );
     })
     .await;
 }
