@@ -36,8 +36,9 @@
 //! is the wakeup of a sleeping pool thread on every call. A connection in a
 //! polling session (`rpc::server::poll`) goes one step further: its reader
 //! is already off the async workers, so a lone call that will not wait for
-//! the disk (`nfs3::table::QUICK`: an UNSTABLE WRITE, a GETATTR) runs right
-//! there, without the task and the hand-over (`on_receiver`).
+//! the disk (`nfs3::table::QUICK`: an UNSTABLE WRITE, a GETATTR, on a local
+//! filesystem) runs right there, without the task and the hand-over
+//! (`on_receiver`).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -146,7 +147,8 @@ struct Inner {
     /// in all.
     here: AtomicUsize,
     here_total: AtomicU64,
-    /// Calls a polling session read and passed on, since start.
+    /// Calls a polling session ran itself, and passed on, since start.
+    in_session: AtomicU64,
     session_handoffs: AtomicU64,
     /// Set by `shutdown`: no more calls start on their receiving thread.
     closing: AtomicBool,
@@ -169,8 +171,13 @@ pub struct PoolStats {
     /// Calls run on their receiving thread instead (`submit_call`), since
     /// start.
     pub ran_on_receiver: u64,
-    /// Calls a polling session read but did not run on its own thread
-    /// (not quick: they may wait for the disk), since start.
+    /// Calls a polling session read and ran on its own thread (lone and
+    /// quick), since start.
+    pub ran_in_session: u64,
+    /// Calls a polling session read and passed on (to a task of their own,
+    /// or the pool when no receiving slot was free or the call was not
+    /// alone): not quick (a commit, a cold read, any file call on FUSE or a
+    /// network filesystem), since start.
     pub session_handoffs: u64,
 }
 
@@ -190,6 +197,7 @@ impl IoPool {
                 drained: Condvar::new(),
                 here: AtomicUsize::new(0),
                 here_total: AtomicU64::new(0),
+                in_session: AtomicU64::new(0),
                 session_handoffs: AtomicU64::new(0),
                 closing: AtomicBool::new(false),
             }),
@@ -384,6 +392,7 @@ impl IoPool {
             max_threads: self.inner.cfg.threads,
             per_client: self.inner.cfg.per_client,
             ran_on_receiver: self.inner.here_total.load(Ordering::Relaxed),
+            ran_in_session: self.inner.in_session.load(Ordering::Relaxed),
             session_handoffs: self.inner.session_handoffs.load(Ordering::Relaxed),
         }
     }

@@ -49,6 +49,12 @@ async fn status_reports_exports_mounts_space_and_procedure_counters() {
         // the posix-mode run (--cfg volnfs_posix) really exercises the illumos paths.
         let want = if cfg!(volnfs_posix) { "posix" } else { "linux" };
         assert_eq!(st["platform"], want, "{st}");
+        // The export is a directory under $TMPDIR, a local disk filesystem
+        // here: quick calls may run in polling sessions; answering from the
+        // caches without a hop is Linux mode only.
+        let fs = &st["exports"][0]["filesystem"];
+        assert_eq!(fs["local"], true, "{st}");
+        assert_eq!(fs["nowait"], !cfg!(volnfs_posix), "{st}");
         assert!(st["size"].as_u64().unwrap() > 0, "size: {st}");
         assert!(st["procedures"]["GETATTR"].as_u64().unwrap() >= 1, "{st}");
         assert!(

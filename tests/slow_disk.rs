@@ -3,21 +3,26 @@
 //! clients keep 128 cold READs outstanding (64 pipelined on each of two
 //! connections), a third client's NULL and GETATTR are answered within 50 ms,
 //! and all 128 reads finish within a second: they run in parallel on the file
-//! I/O pool, not a few at a time behind the async workers.
+//! I/O pool, not a few at a time behind the async workers. The same holds for
+//! 128 cold LOOKUPs and GETATTRs when the disk is slow to answer those too.
 //!
 //! A call alone on its connection runs on the thread that received it (no
-//! hop to a pool thread: queue depth 1 pays no wakeup). The second test shows
-//! that path cannot stall either: with several clients each waiting for one
-//! cold READ, their own next calls and another client's are answered at once.
+//! hop to a pool thread: queue depth 1 pays no wakeup). A test shows that
+//! path cannot stall either: with several clients each waiting for one cold
+//! READ, their own next calls and another client's are answered at once.
 //!
 //! A client that waits for each reply, promptly, is served by a polling
 //! session: one thread reads, runs and answers its calls without a wakeup.
-//! The third test shows a cold READ there is handed off, so the session's
-//! connection still answers its next call at once.
+//! Three tests show a call that would wait there is handed off, so the
+//! session's connection still answers its next call at once: a cold READ, a
+//! GETATTR on FUSE (not a local filesystem: any GETATTR may wait), and a
+//! LOOKUP on ext4 (an image on the slow disk, through a loop device) that
+//! the kernel's caches cannot answer.
 //!
 //! Wide margins on purpose: this checks "not stuck behind the disk", not a
 //! speed (serially the reads would take 12.8 s; behind 4 workers 3.2 s).
-//! Needs root (FUSE mount) and /dev/fuse: a Linux test host.
+//! Needs root, /dev/fuse, loop devices, util-linux and e2fsprogs: a Linux
+//! test host.
 #![cfg(target_os = "linux")]
 
 #[path = "slow_disk/slowfs.rs"]
@@ -147,7 +152,7 @@ struct SlowExport {
     meta_calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// An ext4 filesystem on the slow disk, when the export is one (after
     /// the server, before the FUSE mount in drop order).
-    _ext4: Option<Ext4OnSlowDisk>,
+    ext4: Option<Ext4OnSlowDisk>,
     _session: fuser::BackgroundSession,
     _dirs: (tempfile::TempDir, tempfile::TempDir),
 }
@@ -160,86 +165,82 @@ fn slow_export(files: usize, state: bool) -> SlowExport {
 /// taking `meta_delay` (cold inodes) when it is not zero.
 fn slow_export_with(files: usize, state: bool, args: &[&str], meta_delay: Duration) -> SlowExport {
     let backing = tempfile::tempdir().unwrap();
-    for i in 0..files {
-        std::fs::write(backing.path().join(format!("f{i:03}")), vec![i as u8; 4096]).unwrap();
-    }
-    let mnt = tempfile::tempdir().unwrap();
+    write_files(backing.path(), files);
     let fs = slowfs::SlowFs::new(backing.path(), DELAY).with_slow_metadata(meta_delay);
-    let (peak, meta_calls) = (fs.peak.clone(), fs.meta_calls.clone());
-    let session = fuser::spawn_mount2(
-        fs,
-        mnt.path(),
-        &[fuser::MountOption::FSName("slowfs".into())],
-    )
-    .expect("FUSE mount (needs root and /dev/fuse)");
-    let server = start_volnfs(mnt.path(), state, args);
-    SlowExport {
-        nfs: SocketAddr::from(([127, 0, 0, 1], server.nfs_port)),
-        mount: SocketAddr::from(([127, 0, 0, 1], server.mount_port)),
-        server,
-        peak,
-        meta_calls,
-        _ext4: None,
-        _session: session,
-        _dirs: (backing, mnt),
-    }
+    serve_slow_disk(backing, fs, false, state, args)
 }
 
 /// A local filesystem on a slow disk, as a cold ZFS pool is: an ext4 image
-/// holding `files` 4 KiB files `f000`, … (file i full of byte i) on the
-/// slow FUSE disk, attached read-only to a loop device and mounted (ro,
-/// noload): every block the kernel has not read yet takes 100 ms, and
-/// nothing of it is cached before the server starts. The server sees ext4:
-/// it probes the caches (RWF_NOWAIT, RESOLVE_CACHED) and counts calls that
-/// find everything cached as quick. Needs root, /dev/fuse, loop devices.
+/// holding the files on the slow FUSE disk, attached read-only to a loop
+/// device and mounted (ro, noload): every block the kernel has not read yet
+/// takes 100 ms (`Ext4OnSlowDisk::make_cold` drops what it read). The
+/// server sees ext4: it probes the caches (RWF_NOWAIT, RESOLVE_CACHED) and
+/// counts calls that find everything cached as quick. Needs root,
+/// /dev/fuse, loop devices and e2fsprogs (`mkfs.ext4 -d`).
 #[cfg_attr(volnfs_posix, allow(dead_code))]
 fn slow_ext4_export(files: usize, args: &[&str]) -> SlowExport {
     let backing = tempfile::tempdir().unwrap();
     let staging = tempfile::tempdir().unwrap();
-    for i in 0..files {
-        std::fs::write(staging.path().join(format!("f{i:03}")), vec![i as u8; 4096]).unwrap();
-    }
-    let image = backing.path().join("disk.img");
-    run_tool(
-        std::process::Command::new("mkfs.ext4")
-            .args(["-q", "-F", "-d"])
-            .arg(staging.path())
-            .arg(&image)
-            .arg("16M"),
-    );
-    let mnt = tempfile::tempdir().unwrap();
+    write_files(staging.path(), files);
+    let image = backing.path().join(EXT4_IMAGE);
+    let (staging_dir, image_file) = (staging.path().to_str().unwrap(), image.to_str().unwrap());
+    support::block_on(tool(
+        "mkfs.ext4",
+        &["-q", "-F", "-d", staging_dir, image_file, "16M"],
+    ));
     let fs = slowfs::SlowFs::new(backing.path(), DELAY);
+    serve_slow_disk(backing, fs, true, true, args)
+}
+
+const EXT4_IMAGE: &str = "disk.img";
+
+/// `files` 4 KiB files `f000`, `f001`, … in `dir`, file i full of byte i.
+fn write_files(dir: &Path, files: usize) {
+    for i in 0..files {
+        std::fs::write(dir.join(format!("f{i:03}")), vec![i as u8; 4096]).unwrap();
+    }
+}
+
+/// `fs` (the slow disk over `backing`) mounted, and volnfs serving it, or
+/// the ext4 image on it when `on_image`.
+fn serve_slow_disk(
+    backing: tempfile::TempDir,
+    fs: slowfs::SlowFs,
+    on_image: bool,
+    state: bool,
+    args: &[&str],
+) -> SlowExport {
     let (peak, meta_calls) = (fs.peak.clone(), fs.meta_calls.clone());
+    let mnt = tempfile::tempdir().unwrap();
     let session = fuser::spawn_mount2(
         fs,
         mnt.path(),
         &[fuser::MountOption::FSName("slowfs".into())],
     )
     .expect("FUSE mount (needs root and /dev/fuse)");
-    let ext4 = Ext4OnSlowDisk::attach(&mnt.path().join("disk.img"));
-    let server = start_volnfs(ext4.dir.path(), true, args);
+    let ext4 = on_image.then(|| Ext4OnSlowDisk::attach(&mnt.path().join(EXT4_IMAGE)));
+    let export = ext4.as_ref().map_or(mnt.path(), |e| e.dir.path());
+    let server = start_volnfs(export, state, args);
     SlowExport {
         nfs: SocketAddr::from(([127, 0, 0, 1], server.nfs_port)),
         mount: SocketAddr::from(([127, 0, 0, 1], server.mount_port)),
         server,
         peak,
         meta_calls,
-        _ext4: Some(ext4),
+        ext4,
         _session: session,
         _dirs: (backing, mnt),
     }
 }
 
-/// Runs a setup tool; its output when it fails.
-fn run_tool(cmd: &mut std::process::Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+/// Runs a setup tool (within a minute: the disk is slow); its output.
+async fn tool(program: &str, args: &[&str]) -> String {
+    let (status, out, err) = support::run_tool(program, args, Duration::from_secs(60)).await;
     assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        status.success(),
+        "{program} {args:?}: {status}: {err} (needs root, loop devices, util-linux and e2fsprogs: see tests/README.md)"
     );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+    out.trim().to_string()
 }
 
 /// An image file attached to a loop device and mounted; undone on drop.
@@ -251,21 +252,22 @@ struct Ext4OnSlowDisk {
 impl Ext4OnSlowDisk {
     #[cfg_attr(volnfs_posix, allow(dead_code))]
     fn attach(image: &Path) -> Ext4OnSlowDisk {
-        let device = run_tool(
-            std::process::Command::new("losetup")
-                .args(["--find", "--show", "--read-only"])
-                .arg(image),
-        );
+        let image = image.to_str().unwrap();
+        let device =
+            support::block_on(tool("losetup", &["--find", "--show", "--read-only", image]));
         let dir = tempfile::tempdir().unwrap();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "ext4", "-o", "ro,noload", &device])
-            .arg(dir.path())
-            .output();
-        if !mounted.as_ref().is_ok_and(|o| o.status.success()) {
-            let _ = std::process::Command::new("losetup")
-                .args(["-d", &device])
-                .status();
-            panic!("mount {device}: {mounted:?}");
+        let on = dir.path().to_str().unwrap();
+        let mounted = support::block_on(support::run_tool(
+            "mount",
+            &["-t", "ext4", "-o", "ro,noload", &device, on],
+            Duration::from_secs(60),
+        ));
+        if !mounted.0.success() {
+            Self::detach(&device);
+            panic!(
+                "mount {device} (the ext4 image {image}) on {on}: {}: {}",
+                mounted.0, mounted.2
+            );
         }
         Ext4OnSlowDisk { device, dir }
     }
@@ -273,19 +275,47 @@ impl Ext4OnSlowDisk {
     /// Drops the device's cached blocks (BLKFLSBUF): what the kernel has
     /// not pinned (directory blocks, inode tables of objects not in memory)
     /// comes from the slow disk again.
-    fn make_cold(&self) {
-        run_tool(std::process::Command::new("blockdev").args(["--flushbufs", &self.device]));
+    async fn make_cold(&self) {
+        tool("blockdev", &["--flushbufs", &self.device]).await;
+    }
+
+    /// Detaches the loop device and waits (up to 5 s) until it lets go of
+    /// the image, so the FUSE disk under it can be unmounted next.
+    fn detach(device: &str) {
+        let out = std::process::Command::new("losetup")
+            .args(["-d", device])
+            .output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!(
+                "losetup -d {device}: {out:?}: the loop device may stay attached (see losetup -a)"
+            );
+        }
+        let backing = format!(
+            "/sys/block/{}/loop/backing_file",
+            device.trim_start_matches("/dev/")
+        );
+        let t = Instant::now();
+        while Path::new(&backing).exists() && t.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if Path::new(&backing).exists() {
+            eprintln!("{device} still holds its image after 5 s: the slow disk's FUSE mount may stay busy");
+        }
     }
 }
 
 impl Drop for Ext4OnSlowDisk {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg(self.dir.path())
-            .status();
-        let _ = std::process::Command::new("losetup")
-            .args(["-d", &self.device])
-            .status();
+        let dir = self.dir.path();
+        let out = std::process::Command::new("umount").arg(dir).output();
+        if !out.as_ref().is_ok_and(|o| o.status.success()) {
+            eprintln!("umount {}: {out:?}; detaching it lazily", dir.display());
+            let _ = std::process::Command::new("umount")
+                .arg("-l")
+                .arg(dir)
+                .status();
+        }
+        Self::detach(&self.device);
     }
 }
 
@@ -304,13 +334,19 @@ async fn handles(ex: &SlowExport, files: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
     let mut c = connect("127.0.0.1", ex.nfs).await;
     let mut fhs = Vec::new();
     for i in 0..files {
-        let mut args = opaque(&root);
-        args.extend(opaque(format!("f{i:03}").as_bytes()));
+        let args = lookup_args(&root, i);
         fhs.push(handle_after_status(
             &rpc(&mut c, 10 + i as u32, 100003, 3, 3, &args).await,
         ));
     }
     (root, fhs)
+}
+
+/// LOOKUP arguments: file i (`f000`, …) in the directory `dir`.
+fn lookup_args(dir: &[u8], i: usize) -> Vec<u8> {
+    let mut args = opaque(dir);
+    args.extend(opaque(format!("f{i:03}").as_bytes()));
+    args
 }
 
 /// READ arguments: the first 4 KiB of `fh`.
@@ -353,42 +389,14 @@ async fn slowest_null_getattr(
 #[ignore = "needs root"]
 fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
     let ex = slow_export(FILES, false);
-    let nfs = ex.nfs;
     runtime().block_on(async {
         let (root, files) = handles(&ex, FILES).await;
-
-        // Two clients, 64 cold READs pipelined on each connection.
-        let t0 = Instant::now();
-        let mut readers = Vec::new();
-        for (from, part) in [("127.0.0.2", &files[..FILES / 2]), ("127.0.0.3", &files[FILES / 2..])] {
-            let part: Vec<Vec<u8>> = part.to_vec();
-            let first = if from == "127.0.0.2" { 0 } else { FILES / 2 };
-            readers.push(tokio::spawn(async move {
-                let mut s = connect(from, nfs).await;
-                let mut batch = Vec::new();
-                for (k, fh) in part.iter().enumerate() {
-                    batch.extend(call((first + k) as u32, 100003, 3, 6, &read_args(fh)));
-                }
-                s.write_all(&batch).await.unwrap();
-                let mut got = 0;
-                while got < part.len() {
-                    let r = read_record(&mut s).await;
-                    let (xid, res) = results(&r);
-                    assert_eq!(&res[..4], &[0, 0, 0, 0], "READ xid {xid} status OK");
-                    let data = read_data(res);
-                    assert_eq!(data[..4096], [xid as u8; 4096][..], "READ xid {xid}: that file's bytes");
-                    got += 1;
-                }
-                t0.elapsed()
-            }));
-        }
-
-        // A third client, meanwhile: NULL and GETATTR stay prompt.
-        tokio::time::sleep(Duration::from_millis(30)).await;
-        let slowest = slowest_null_getattr("127.0.0.4", nfs, &root, 5, Duration::from_millis(20)).await;
-        let mut all = Duration::ZERO;
-        for r in readers {
-            all = all.max(r.await.unwrap());
+        // Two clients, 64 cold READs pipelined on each connection; a third
+        // client's NULL and GETATTR meanwhile.
+        let reads: Vec<Vec<u8>> = files.iter().map(|fh| read_args(fh)).collect();
+        let (data, all, slowest) = pipelined(ex.nfs, &root, 6, &reads).await;
+        for (i, res) in data.iter().enumerate() {
+            assert_eq!(read_data(res)[..4096], [i as u8; 4096][..], "READ of f{i:03}: that file's bytes");
         }
         eprintln!(
             "128 cold reads of {DELAY:?} each in {all:?} (at most {} at once); slowest NULL + GETATTR of another client {slowest:?}",
@@ -400,15 +408,16 @@ fn cold_reads_run_in_parallel_and_never_hold_up_other_clients() {
 }
 
 /// On `s`: `cold` (a call with xid 100 the disk is slow to answer),
-/// `sent()`, 20 ms, then a GETATTR of `root`, which must be answered first.
-/// How long the GETATTR waited, and the cold call's results.
+/// `sent()`, 20 ms, then a GETATTR of `root`. How long the GETATTR waited,
+/// whether it was answered first (as it should be), and the cold call's
+/// results.
 async fn getattr_behind_cold_call(
     s: &mut TcpStream,
     cold: &[u8],
     root: &[u8],
     who: &str,
     sent: impl FnOnce(),
-) -> (Duration, Vec<u8>) {
+) -> (Duration, bool, Vec<u8>) {
     s.write_all(cold).await.unwrap();
     sent();
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -416,16 +425,28 @@ async fn getattr_behind_cold_call(
     s.write_all(&call(200, 100003, 3, 1, &opaque(root)))
         .await
         .unwrap();
-    let first = read_record(s).await;
-    let getattr_wait = t.elapsed();
-    let (xid, res) = results(&first);
-    assert_eq!(xid, 200, "{who}: the GETATTR answered before the cold call");
-    assert_eq!(&res[..4], &[0, 0, 0, 0], "GETATTR OK");
-    let second = read_record(s).await;
-    let (xid, res) = results(&second);
-    assert_eq!(xid, 100);
-    assert_eq!(&res[..4], &[0, 0, 0, 0], "{who}: the cold call OK");
-    (getattr_wait, res.to_vec())
+    let (mut getattr_wait, mut first, mut cold_res) = (None, None, None);
+    for _ in 0..2 {
+        let r = read_record(s).await;
+        let (xid, res) = results(&r);
+        first.get_or_insert(xid);
+        match xid {
+            200 => {
+                getattr_wait = Some(t.elapsed());
+                assert_eq!(&res[..4], &[0, 0, 0, 0], "{who}: GETATTR OK");
+            }
+            100 => {
+                assert_eq!(&res[..4], &[0, 0, 0, 0], "{who}: the cold call OK");
+                cold_res = Some(res.to_vec());
+            }
+            other => panic!("{who}: a reply to xid {other}, never sent"),
+        }
+    }
+    (
+        getattr_wait.expect("the GETATTR's reply"),
+        first == Some(200),
+        cold_res.expect("the cold call's reply"),
+    )
 }
 
 /// A cold READ of `fh` (a file full of `fill`) as `getattr_behind_cold_call`
@@ -439,7 +460,11 @@ async fn getattr_behind_cold_read(
     sent: impl FnOnce(),
 ) -> Duration {
     let cold = call(100, 100003, 3, 6, &read_args(fh));
-    let (wait, res) = getattr_behind_cold_call(s, &cold, root, who, sent).await;
+    let (wait, getattr_first, res) = getattr_behind_cold_call(s, &cold, root, who, sent).await;
+    assert!(
+        getattr_first,
+        "{who}: the cold READ answered before the GETATTR sent behind it"
+    );
     assert_eq!(
         read_data(&res)[..4096],
         [fill; 4096][..],
@@ -568,11 +593,7 @@ fn a_polling_session_hands_a_cold_lookup_on_a_local_filesystem_off() {
         &ex,
         "LOOKUP",
         0,
-        |attempt, root, _| {
-            let mut args = opaque(root);
-            args.extend(opaque(format!("f{attempt:03}").as_bytes()));
-            call(100, 100003, 3, 3, &args)
-        },
+        |attempt, root, _| call(100, 100003, 3, 3, &lookup_args(root, attempt)),
         |res| {
             let fh = handle_after_status(res);
             // Then the object's post_op_attr: present, a regular file of 4 KiB.
@@ -619,6 +640,7 @@ fn session_hands_off(
         (
             n("busy_polling", "sessions"),
             n("busy_polling", "session_calls"),
+            n("io_pool", "ran_in_session"),
             n("io_pool", "session_handoffs"),
         )
     };
@@ -626,12 +648,11 @@ fn session_hands_off(
         let (root, files) = handles(ex, looked_up).await;
         // A scheduling hiccup on the client can end a session early; then
         // the cold call was not read in one and the try does not count.
-        let mut tries = Vec::new();
         for attempt in 0..SESSION_TRIES {
-            if let Some(ext4) = &ex._ext4 {
-                ext4.make_cold();
+            if let Some(ext4) = &ex.ext4 {
+                ext4.make_cold().await;
             }
-            let (sessions, calls, handoffs) = polling();
+            let (sessions, calls, ran, handoffs) = polling();
             let mut s = connect("127.0.0.6", nfs).await;
             // NULLs in lock step: each sent as soon as the last is answered
             // (any call of a lock-step client leads to a session; NULL is
@@ -641,35 +662,39 @@ fn session_hands_off(
             }
             // Still in lock step: the cold call (100 ms on this disk), then,
             // while it waits, a GETATTR on the same connection.
-            let (getattr_wait, res) =
-                getattr_behind_cold_call(&mut s, &cold(attempt, &root, &files), &root, "the session's client", || {})
-                    .await;
+            let cold = cold(attempt, &root, &files);
+            let (getattr_wait, getattr_first, res) =
+                getattr_behind_cold_call(&mut s, &cold, &root, "the session's client", || {}).await;
             check(&res);
-            let (sessions2, calls2, handoffs2) = polling();
-            // The cold call is the only one of this try for the file I/O
-            // pool: a handoff counted means a session read it.
-            let read_in_session = handoffs2 > handoffs;
+            let (sessions2, calls2, ran2, handoffs2) = polling();
             eprintln!(
-                "try {attempt}: {} session(s), {} calls in them, {} handed off; the GETATTR behind the cold {what} waited {getattr_wait:?}",
+                "try {attempt}: {} session(s), {} calls in them, {} run there, {} handed off; \
+                 the GETATTR behind the cold {what} waited {getattr_wait:?}",
                 sessions2 - sessions,
                 calls2 - calls,
+                ran2 - ran,
                 handoffs2 - handoffs
             );
+            // The cold call is the only call of the try for the filesystem
+            // a session could read: the GETATTR behind it comes after the
+            // session ended (a call in flight ends it) and the NULLs need
+            // no file I/O. So the counters say where the cold call went.
+            assert_eq!(
+                ran2, ran,
+                "the session ran the cold {what} on its own thread (the GETATTR behind it waited {getattr_wait:?})"
+            );
+            assert!(getattr_first, "the cold {what} answered before the GETATTR sent behind it");
             assert!(
                 getattr_wait < Duration::from_millis(50),
                 "a GETATTR waited {getattr_wait:?} behind its connection's cold {what}"
             );
-            tries.push(read_in_session);
-            if read_in_session {
-                break;
+            if handoffs2 > handoffs {
+                return; // read in a session and handed off
             }
             // Another connection next time (fresh lock-step history).
             drop(s);
         }
-        assert!(
-            tries.iter().any(|t| *t),
-            "no try read the cold {what} in a polling session ({tries:?}): this test did not test that path"
-        );
+        panic!("no try of {SESSION_TRIES} read the cold {what} in a polling session: this test did not test that path");
     });
 }
 
@@ -732,15 +757,8 @@ fn cold_lookups_and_getattrs_run_in_parallel_and_hold_up_nothing() {
     let ex = slow_export_with(FILES, true, &[], DELAY);
     let nfs = ex.nfs;
     runtime().block_on(async {
-        let mut m = connect("127.0.0.1", ex.mount).await;
-        let root = handle_after_status(&rpc(&mut m, 1, 100005, 3, 1, &opaque(b"/exports/data")).await);
-        let lookups: Vec<Vec<u8>> = (0..FILES)
-            .map(|i| {
-                let mut a = opaque(&root);
-                a.extend(opaque(format!("f{i:03}").as_bytes()));
-                a
-            })
-            .collect();
+        let (root, _) = handles(&ex, 0).await;
+        let lookups: Vec<Vec<u8>> = (0..FILES).map(|i| lookup_args(&root, i)).collect();
         let asked = || ex.meta_calls.load(Ordering::SeqCst);
         let before = asked();
         let (found, lookup_time, lookup_other) = pipelined(nfs, &root, 3, &lookups).await;
@@ -758,7 +776,15 @@ fn cold_lookups_and_getattrs_run_in_parallel_and_hold_up_nothing() {
         for (what, other) in [("LOOKUPs", lookup_other), ("GETATTRs", getattr_other)] {
             assert!(other < Duration::from_millis(50), "another client waited {other:?} behind cold {what}");
         }
-        for (what, all) in [("LOOKUPs", lookup_time), ("GETATTRs", getattr_time)] {
+        for (what, all, asked) in [
+            ("LOOKUPs", lookup_time, for_lookups),
+            ("GETATTRs", getattr_time, for_getattrs),
+        ] {
+            // The disk was asked for each, and made each wait: not cached.
+            assert!(
+                asked >= FILES && all >= DELAY,
+                "{FILES} {what} took {all:?} and asked the disk {asked} times: they were not cold"
+            );
             assert!(all < Duration::from_secs(2), "{FILES} cold {what} took {all:?}: not in parallel");
         }
     });

@@ -66,7 +66,6 @@ impl IoPool {
     /// runtime, and once `shutdown` has begun (which waits for these calls
     /// too), every job goes to the pool.
     ///
-    ///
     /// On a thread inside `on_receiver` (a connection's polling session,
     /// already off the async workers) a lone call that is also `quick`
     /// (waits for no commit and no disk read, usually) runs right there,
@@ -83,6 +82,7 @@ impl IoPool {
         self.inner.here_total.fetch_add(1, Ordering::Relaxed);
         if quick && in_session {
             let _slot = slot;
+            self.inner.in_session.fetch_add(1, Ordering::Relaxed);
             return run(job);
         }
         self.handed_off(in_session);

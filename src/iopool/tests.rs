@@ -413,6 +413,8 @@ fn in_a_session_a_quick_lone_call_runs_before_submit_returns() {
         assert_ne!(ran, me, "ran in line outside a session");
     });
     assert_eq!(pool.stats().ran_on_receiver, 3);
-    // Passed on by the session: the call that may wait, the one not alone.
+    // Run by the session: the quick lone call; passed on: the call that
+    // may wait, the one not alone.
+    assert_eq!(pool.stats().ran_in_session, 1);
     assert_eq!(pool.stats().session_handoffs, 2);
 }

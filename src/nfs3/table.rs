@@ -31,7 +31,8 @@ pub const NOWAIT: u8 = 4;
 /// The procedure, run on the pool, usually waits for nothing but the CPU
 /// and cached metadata: no commit, no bulk read the page cache refused
 /// (`Procedure::quick`). A lone call of a connection in a polling session
-/// runs on the session's thread only if so (`IoPool::submit_call`).
+/// runs on the session's thread only if so, and only on a local filesystem
+/// (`ExportFs::local`; `IoPool::submit_call`).
 pub const QUICK: u8 = 8;
 
 /// What a procedure runs with: everything the dispatcher established.

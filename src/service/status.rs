@@ -36,7 +36,12 @@ impl ServerState {
                     .iter()
                     .map(|r| serde_json::json!({"match": r.cidr.to_string(), "access": r.access, "squash": r.squash}))
                     .collect();
-                serde_json::json!({"name": e.fs.name, "path": e.fs.path, "clients": rules})
+                // How the export's filesystem is served: whether its calls
+                // may be answered from the caches without a thread hop
+                // (`nowait`) and run on a polling session's own thread
+                // (`local`); both off on FUSE and network filesystems.
+                let serving = serde_json::json!({"local": e.fs.local, "nowait": e.fs.nowait});
+                serde_json::json!({"name": e.fs.name, "path": e.fs.path, "clients": rules, "filesystem": serving})
             })
             .collect();
         let procedures: serde_json::Map<String, serde_json::Value> = self

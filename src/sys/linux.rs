@@ -81,8 +81,9 @@ pub fn peer_uid(stream: &tokio::net::UnixStream) -> Option<u32> {
     getsockopt(stream, PeerCredentials).ok().map(|c| c.uid())
 }
 
-/// Local disk filesystems (`super::local_linux_filesystem`) open descriptors
-/// answer fstat from memory and RWF_NOWAIT can test the page cache of.
+/// On local disk filesystems (`super::local_linux_filesystem`) an open
+/// descriptor's fstat comes from memory, and RWF_NOWAIT can test the page
+/// cache.
 pub fn serves_cached_io_without_blocking(fd: BorrowedFd<'_>) -> bool {
     super::local_linux_filesystem(fd)
 }

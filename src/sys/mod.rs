@@ -212,6 +212,23 @@ mod tests {
         assert_eq!(not_empty_errno(Errno::EACCES), Errno::EACCES);
     }
 
+    /// tmpfs is local (the Linux test host's `/dev/shm`), procfs is not:
+    /// both build modes on Linux (illumos reads f_basetype instead, only
+    /// type-checked here).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn local_filesystems_are_told_from_others() {
+        use std::os::fd::AsFd;
+        let open = |p: &str| std::fs::File::open(p).unwrap_or_else(|e| panic!("open {p}: {e}"));
+        let shm = open("/dev/shm");
+        assert!(
+            local_filesystem(shm.as_fd()),
+            "/dev/shm (tmpfs) counted as not local"
+        );
+        let proc = open("/proc");
+        assert!(!local_filesystem(proc.as_fd()), "/proc counted as local");
+    }
+
     #[test]
     fn the_open_file_limit_is_raised_to_the_hard_limit() {
         let (soft, hard) = raise_fd_limit().unwrap();
