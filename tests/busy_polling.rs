@@ -9,8 +9,12 @@
 //! Counts, not speed: the window is the widest (1 ms) so that a busy test
 //! box still counts as prompt.
 //!
+//! On a local filesystem a session runs a lone quick call (an UNSTABLE
+//! WRITE) on its own thread: a client writing in lock step has its calls
+//! read in a session and almost none handed off (`status` → `io_pool`).
+//!
 //! When more lock-step clients run than there are places, they take turns:
-//! a session gives its place up after 2 ms once another connection wanted
+//! a session gives its place up after 20 ms once another connection wanted
 //! one, so sessions keep starting; without turns the first clients would
 //! keep the places for as long as they ran.
 
@@ -139,7 +143,7 @@ async fn a_lock_step_client_is_polled_for_and_its_place_comes_back() {
 async fn busy_lock_step_clients_take_turns_at_the_polling_places() {
     bounded(Duration::from_secs(60), async {
         let server = Server::builder().arg("--busy-poll-us").arg("1000").start();
-        const RUN: Duration = Duration::from_millis(500);
+        const RUN: Duration = Duration::from_millis(1000);
         let before = polling(&server);
         // One client more than there are places, all busy at once.
         let clients = before.max + 1;
@@ -168,13 +172,81 @@ async fn busy_lock_step_clients_take_turns_at_the_polling_places() {
             before.max,
             after.calls - before.calls
         );
-        // With turns a session ends every ~2 ms while others wait (~200 in
+        // With turns a session ends every ~20 ms while others wait (~50 in
         // the run); without, the places stay with their first holders,
-        // and only a client late for its next call ends a session.
+        // and only a client late for its next call ends a session (2-4 in
+        // half a second on a quiet box).
         assert!(
             sessions >= 10 * clients,
             "{sessions} sessions in {RUN:?} for {clients} busy clients and {} place(s): they did not take turns",
             before.max
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_sessions_quick_calls_run_on_its_thread_on_a_local_filesystem() {
+    use nfs3_client::nfs3_types::nfs3::*;
+    use nfs3_client::nfs3_types::xdr_codec::Opaque;
+    bounded(Duration::from_secs(60), async {
+        // The export is a directory under $TMPDIR: ext4 on the CI host.
+        let server = Server::builder().arg("--busy-poll-us").arg("1000").start();
+        let io = |st: &Value, k: &str| {
+            st["result"]["io_pool"][k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("status has io_pool.{k}: {st}"))
+        };
+        let mut conn = server.connect().await;
+        let root = conn.root_nfs_fh3();
+        let created = conn
+            .create(&CREATE3args {
+                where_: support::dirop(&root, "lock-step"),
+                how: createhow3::UNCHECKED(sattr3::default()),
+            })
+            .await
+            .expect("CREATE rpc");
+        let fh = match support::ok(created, "CREATE lock-step").obj {
+            Nfs3Option::Some(fh) => fh,
+            Nfs3Option::None => panic!("CREATE lock-step: no file handle"),
+        };
+        const CALLS: u64 = 200;
+        let before = polling(&server);
+        let st0 = server.ctl_json(&["status"]);
+        let data = [7u8; 4096];
+        for i in 0..CALLS {
+            let res = conn
+                .write(&WRITE3args {
+                    file: fh.clone(),
+                    offset: i * 4096,
+                    count: 4096,
+                    stable: stable_how::UNSTABLE,
+                    data: Opaque::borrowed(&data),
+                })
+                .await
+                .expect("WRITE rpc");
+            support::ok(res, "WRITE");
+        }
+        let after = polling(&server);
+        let st1 = server.ctl_json(&["status"]);
+        let (ran, handed) = (
+            io(&st1, "ran_in_session") - io(&st0, "ran_in_session"),
+            io(&st1, "session_handoffs") - io(&st0, "session_handoffs"),
+        );
+        eprintln!(
+            "{CALLS} lock-step UNSTABLE WRITEs: {} read in sessions, {ran} run there, {handed} handed off",
+            after.calls - before.calls
+        );
+        assert!(
+            after.calls - before.calls >= CALLS / 2,
+            "only {} of {CALLS} lock-step WRITEs read in polling sessions",
+            after.calls - before.calls
+        );
+        // Run in the session (or, where the kernel takes RWF_NOWAIT writes,
+        // answered before the pool is asked): not handed off.
+        assert!(
+            handed <= CALLS / 10,
+            "{handed} of {CALLS} quick WRITEs handed off by sessions: the export's filesystem not counted as local?"
         );
     })
     .await;
