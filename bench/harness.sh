@@ -45,7 +45,8 @@
 #                     share the file; each metadata client gets its own directory. The
 #                     metric is all clients' operations over the longest client's time,
 #                     p50 the median of the clients' p50s, p99 the largest p99, client
-#                     CPU the sum. Not for seqwrite/seqread (one file, one writer).
+#                     CPU the sum, `fair` the slowest client's rate over the fastest's.
+#                     Not for seqwrite/seqread (one file, one writer).
 #   --url-args STR    extra libnfs URL arguments, e.g. "auto-traverse-mounts=0"
 #   --run-timeout S   kill a single nfsbench run after S seconds (default 300 + 3 x rand-secs)
 #   --out DIR         results directory (default bench/results/YYYYmmdd-HHMMSS)
@@ -236,6 +237,9 @@ ops = sum(float(r[metric]) * float(r["secs"]) for r in runs)
 out = {"mode": runs[0]["mode"], "clients": len(runs), "secs": "%.4f" % secs,
        metric: "%.0f" % (ops / secs),
        "client_cpu_s": "%.3f" % sum(float(r.get("client_cpu_s", 0)) for r in runs)}
+# How evenly the server shared itself: the slowest client's rate over the fastest's.
+rates = [float(r[metric]) for r in runs]
+out["fair"] = "%.2f" % (min(rates) / max(rates) if max(rates) > 0 else 1.0)
 if all("lat_p50_us" in r for r in runs):
     out["lat_p50_us"] = "%.1f" % statistics.median(float(r["lat_p50_us"]) for r in runs)
     out["lat_p99_us"] = "%.1f" % max(float(r["lat_p99_us"]) for r in runs)
@@ -305,10 +309,12 @@ for test in "${TLIST[@]}"; do
         rand*|null*) extra+="p50_us=$(field lat_p50_us "$res");p99_us=$(field lat_p99_us "$res")";;
         seq*) extra+="commit_s=$(field commit_secs "$res")";;
       esac
+      fair=$(field fair "$res")
+      [ -n "$fair" ] && extra+=";fair=$fair"
       [ -z "$spid" ] && scpu=""
       echo "$lab,$test,$rep,$metric,$val,$unit,$secs,$scpu,$ccpu,$ocpu,$extra" >> "$RAW"
-      printf '%-10s %-12s rep %d: %10s %-7s (%.1fs, server cpu %ss, client cpu %ss, other cpu %ss)\n' \
-        "$lab" "$test" "$rep" "$val" "$unit" "$secs" "${scpu:-?}" "$ccpu" "$ocpu"
+      printf '%-10s %-12s rep %d: %10s %-7s (%.1fs, server cpu %ss, client cpu %ss, other cpu %ss%s)\n' \
+        "$lab" "$test" "$rep" "$val" "$unit" "$secs" "${scpu:-?}" "$ccpu" "$ocpu" "${fair:+, slowest/fastest client $fair}"
     done
   done
 done

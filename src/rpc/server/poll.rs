@@ -15,7 +15,8 @@
 //! `SESSION_AFTER` lone, prompt calls in a row, the reader leaves the async
 //! workers (`block_in_place`: its worker's other tasks go to another
 //! thread) and, on that thread, serves the connection by itself: runs each
-//! call — a lone quick call's filesystem work too (`iopool::on_receiver`) —
+//! call — a lone quick call's filesystem work too, on a local filesystem
+//! (`iopool::on_receiver`) —
 //! writes the reply, looks for the next call, reads it. No wakeup and no
 //! hand-over between threads per call; a call that will wait for the disk
 //! (a cold READ, a COMMIT, a directory commit) is handed off as before, so
@@ -156,8 +157,11 @@ static WANTED: AtomicU64 = AtomicU64::new(0);
 
 /// How long a session keeps its place once another connection wants one:
 /// long enough to amortise leaving the workers, short enough that lock-step
-/// clients take turns.
-const SESSION_TURN: Duration = Duration::from_millis(2);
+/// clients take turns. Two qd-1 writers on one place (bench/RESULTS.md,
+/// 2026-12-07 night): 2 ms turns cost 0.65x of the calls no turns serve,
+/// 20 ms 0.85x, both sharing evenly (slowest client 0.99 of the fastest;
+/// without turns 0.86).
+const SESSION_TURN: Duration = Duration::from_millis(20);
 
 /// One of the `max_polling()` places; given back when dropped.
 pub(super) struct PollSlot {
