@@ -8,6 +8,8 @@
 
 #[path = "io_errors/faultyfs.rs"]
 mod faultyfs;
+#[path = "fuse/attr.rs"]
+mod fuse_attr;
 mod support;
 
 use std::net::IpAddr;

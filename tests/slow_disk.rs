@@ -25,6 +25,8 @@
 //! test host.
 #![cfg(target_os = "linux")]
 
+#[path = "fuse/attr.rs"]
+mod fuse_attr;
 #[path = "slow_disk/slowfs.rs"]
 mod slowfs;
 mod support;

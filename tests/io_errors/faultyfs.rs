@@ -8,11 +8,11 @@ use std::ffi::OsStr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fuser::{
-    FileAttr, FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
-    ReplyOpen, ReplyWrite, Request,
+    FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyWrite, Request,
 };
 
 const TTL: Duration = Duration::from_secs(1);
@@ -44,31 +44,6 @@ impl FaultyFs {
         let faults = self.faults.lock().unwrap();
         which(&faults).contains(&*name.to_string_lossy())
     }
-
-    fn attr(&self, ino: u64, m: &std::fs::Metadata) -> FileAttr {
-        let t = |s: i64, ns: i64| UNIX_EPOCH + Duration::new(s.max(0) as u64, ns as u32);
-        FileAttr {
-            ino,
-            size: m.len(),
-            blocks: m.blocks(),
-            atime: t(m.atime(), m.atime_nsec()),
-            mtime: t(m.mtime(), m.mtime_nsec()),
-            ctime: t(m.ctime(), m.ctime_nsec()),
-            crtime: UNIX_EPOCH,
-            kind: if m.is_dir() {
-                FileType::Directory
-            } else {
-                FileType::RegularFile
-            },
-            perm: (m.mode() & 0o7777) as u16,
-            nlink: m.nlink() as u32,
-            uid: m.uid(),
-            gid: m.gid(),
-            rdev: 0,
-            blksize: 4096,
-            flags: 0,
-        }
-    }
 }
 
 fn errno(e: &std::io::Error) -> i32 {
@@ -85,7 +60,7 @@ impl Filesystem for FaultyFs {
             Ok(m) => {
                 let ino = m.ino();
                 self.paths.insert(ino, path);
-                reply.entry(&TTL, &self.attr(ino, &m), 0);
+                reply.entry(&TTL, &crate::fuse_attr::attr(ino, &m), 0);
             }
             Err(e) => reply.error(errno(&e)),
         }
@@ -93,7 +68,7 @@ impl Filesystem for FaultyFs {
 
     fn getattr(&mut self, _: &Request<'_>, ino: u64, _: Option<u64>, reply: ReplyAttr) {
         match self.paths.get(&ino).map(std::fs::symlink_metadata) {
-            Some(Ok(m)) => reply.attr(&TTL, &self.attr(ino, &m)),
+            Some(Ok(m)) => reply.attr(&TTL, &crate::fuse_attr::attr(ino, &m)),
             _ => reply.error(libc::ENOENT),
         }
     }

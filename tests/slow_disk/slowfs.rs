@@ -13,11 +13,10 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fuser::{
-    FileAttr, FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
-    Request,
+    FileType, Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
 const TTL: Duration = Duration::from_secs(1);
@@ -82,31 +81,6 @@ impl SlowFs {
     }
 }
 
-fn attr(ino: u64, m: &std::fs::Metadata) -> FileAttr {
-    let t = |s: i64, ns: i64| UNIX_EPOCH + Duration::new(s.max(0) as u64, ns as u32);
-    FileAttr {
-        ino,
-        size: m.len(),
-        blocks: m.blocks(),
-        atime: t(m.atime(), m.atime_nsec()),
-        mtime: t(m.mtime(), m.mtime_nsec()),
-        ctime: t(m.ctime(), m.ctime_nsec()),
-        crtime: UNIX_EPOCH,
-        kind: if m.is_dir() {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
-        perm: (m.mode() & 0o7777) as u16,
-        nlink: m.nlink() as u32,
-        uid: m.uid(),
-        gid: m.gid(),
-        rdev: 0,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
 /// FUSE_PARALLEL_DIROPS (ABI 7.25): without it the kernel looks names up in
 /// one directory one at a time (a per-directory mutex), which no disk
 /// filesystem does. The raw bit: fuser names it only with its `abi-7-25`
@@ -134,7 +108,7 @@ impl Filesystem for SlowFs {
             Ok(m) => {
                 let ino = m.ino();
                 paths.lock().unwrap().insert(ino, path);
-                reply.entry(&ttl, &attr(ino, &m), 0);
+                reply.entry(&ttl, &crate::fuse_attr::attr(ino, &m), 0);
             }
             Err(e) => reply.error(e.raw_os_error().unwrap_or(libc::EIO)),
         });
@@ -143,7 +117,7 @@ impl Filesystem for SlowFs {
     fn getattr(&mut self, _: &Request<'_>, ino: u64, _: Option<u64>, reply: ReplyAttr) {
         let ttl = self.ttl();
         let answer = match self.path(ino).map(std::fs::symlink_metadata) {
-            Some(Ok(m)) => Ok(attr(ino, &m)),
+            Some(Ok(m)) => Ok(crate::fuse_attr::attr(ino, &m)),
             _ => Err(libc::ENOENT),
         };
         let send = move || match answer {
