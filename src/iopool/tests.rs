@@ -253,16 +253,7 @@ fn a_panicking_job_does_not_kill_its_thread() {
 /// pool, and `shutdown` waits for the ones on receiving threads.
 #[test]
 fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
-    let pool = IoPool::new(PoolConfig {
-        threads: 4,
-        per_client: 4,
-        cpus: 1,
-        ..PoolConfig::default()
-    });
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .build()
-        .unwrap();
+    let (pool, rt) = pool_and_runtime(4, 1, 2);
     let name = || std::thread::current().name().unwrap_or("").to_string();
     let gate = Arc::new(Gate::default());
     let (tx, rx) = mpsc::channel::<(&str, String)>();
@@ -346,18 +337,51 @@ fn lone_calls_run_on_their_receiving_thread_up_to_cpus() {
     assert_eq!(pool.stats().ran_on_receiver, 1);
 }
 
-#[test]
-fn in_a_session_a_quick_lone_call_runs_before_submit_returns() {
+/// A pool of `threads` threads (`cpus` of them for calls that compute,
+/// any client may use them all) and a multi-threaded runtime with
+/// `workers` workers to receive calls on.
+fn pool_and_runtime(
+    threads: usize,
+    cpus: usize,
+    workers: usize,
+) -> (IoPool, tokio::runtime::Runtime) {
     let pool = IoPool::new(PoolConfig {
-        threads: 2,
-        per_client: 2,
-        cpus: 2,
+        threads,
+        per_client: threads,
+        cpus,
         ..PoolConfig::default()
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .build()
         .unwrap();
+    (pool, rt)
+}
+
+/// Submits a call (`alone`, `quick`) that reports the thread it ran on:
+/// its id and name.
+fn report_thread(
+    pool: &IoPool,
+    alone: bool,
+    quick: bool,
+) -> mpsc::Receiver<(std::thread::ThreadId, Option<String>)> {
+    let (tx, rx) = mpsc::channel();
+    pool.submit_call(
+        ip(1),
+        alone,
+        quick,
+        Box::new(move || {
+            let me = std::thread::current();
+            tx.send((me.id(), me.name().map(String::from))).unwrap()
+        }),
+    );
+    rx
+}
+
+#[test]
+fn in_a_session_a_quick_lone_call_runs_before_submit_returns() {
+    let (pool, rt) = pool_and_runtime(2, 2, 1);
+    let wait = Duration::from_secs(5);
     rt.block_on(async {
         let handle = tokio::runtime::Handle::current();
         tokio::task::block_in_place(|| {
@@ -365,52 +389,29 @@ fn in_a_session_a_quick_lone_call_runs_before_submit_returns() {
                 handle.block_on(async {
                     let me = std::thread::current().id();
                     // Quick: right here, already done when submit_call returns.
-                    let (tx, rx) = mpsc::channel();
-                    pool.submit_call(
-                        ip(1),
-                        true,
-                        true,
-                        Box::new(move || tx.send(std::thread::current().id()).unwrap()),
-                    );
-                    assert_eq!(rx.try_recv().ok(), Some(me), "ran on the session's thread");
+                    let ran = report_thread(&pool, true, true).try_recv().ok();
+                    assert_eq!(ran.map(|r| r.0), Some(me), "ran on the session's thread");
                     // Not quick (a commit, a cold read): elsewhere, so this
                     // thread goes on reading meanwhile.
-                    let (tx, rx) = mpsc::channel();
-                    pool.submit_call(
-                        ip(1),
-                        true,
-                        false,
-                        Box::new(move || tx.send(std::thread::current().id()).unwrap()),
+                    let ran = report_thread(&pool, true, false)
+                        .recv_timeout(wait)
+                        .unwrap();
+                    assert_ne!(
+                        ran.0, me,
+                        "a call that may wait ran on the session's thread"
                     );
-                    let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-                    assert_ne!(ran, me, "a call that may wait ran on the session's thread");
                     // Not alone: the pool, as everywhere.
-                    let (tx, rx) = mpsc::channel();
-                    pool.submit_call(
-                        ip(1),
-                        false,
-                        true,
-                        Box::new(move || {
-                            tx.send(std::thread::current().name().map(String::from))
-                                .unwrap()
-                        }),
-                    );
-                    let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-                    assert_eq!(ran.as_deref(), Some("volnfs-io"));
+                    let ran = report_thread(&pool, false, true)
+                        .recv_timeout(wait)
+                        .unwrap();
+                    assert_eq!(ran.1.as_deref(), Some("volnfs-io"));
                 })
             })
         });
         // Outside a session a quick lone call runs in a task of its own.
         let me = std::thread::current().id();
-        let (tx, rx) = mpsc::channel();
-        pool.submit_call(
-            ip(1),
-            true,
-            true,
-            Box::new(move || tx.send(std::thread::current().id()).unwrap()),
-        );
-        let ran = rx.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert_ne!(ran, me, "ran in line outside a session");
+        let ran = report_thread(&pool, true, true).recv_timeout(wait).unwrap();
+        assert_ne!(ran.0, me, "ran in line outside a session");
     });
     assert_eq!(pool.stats().ran_on_receiver, 3);
     // Run by the session: the quick lone call; passed on: the call that
