@@ -29,7 +29,14 @@ fn dev(mode: u32, major: u32, minor: u32) -> devicedata3 {
     }
 }
 
+/// MKNOD; the reply's attributes must already say what was made (a client
+/// caches them: `ls -l` right after `mknod` shows them).
 async fn mknod(conn: &mut Connection, dir: &nfs_fh3, name: &str, what: mknoddata3) -> nfs_fh3 {
+    let want = match &what {
+        mknoddata3::NF3CHR(d) => Some((ftype3::NF3CHR, d.spec.specdata1, d.spec.specdata2)),
+        mknoddata3::NF3BLK(d) => Some((ftype3::NF3BLK, d.spec.specdata1, d.spec.specdata2)),
+        _ => None,
+    };
     let res = conn
         .mknod(&MKNOD3args {
             where_: dirop(dir, name),
@@ -37,7 +44,14 @@ async fn mknod(conn: &mut Connection, dir: &nfs_fh3, name: &str, what: mknoddata
         })
         .await
         .expect("MKNOD rpc");
-    ok(res, &format!("MKNOD {name}")).obj.unwrap()
+    let made = ok(res, &format!("MKNOD {name}"));
+    if let Some(want) = want {
+        let Nfs3Option::Some(a) = &made.obj_attributes else {
+            panic!("MKNOD {name}: no attributes in the reply");
+        };
+        assert_eq!((a.type_, a.rdev.specdata1, a.rdev.specdata2), want, "MKNOD {name} reply");
+    }
+    made.obj.unwrap()
 }
 
 #[tokio::test]

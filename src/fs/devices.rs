@@ -114,6 +114,16 @@ impl ExportFs {
         mark.map_or(st, |m| m.apply(&st))
     }
 
+    /// The same for an object this server just made, whose mark (or its
+    /// lack) is known: no system call, and remembered for the next look.
+    pub(super) fn device_view_known(&self, st: Stat, mark: Option<DeviceMark>) -> Stat {
+        if self.devices != DeviceNodes::Emulate || !could_be_placeholder(&st) {
+            return st;
+        }
+        lock(&self.marks).insert(st.ino, Arc::new((st.gen, mark)));
+        mark.map_or(st, |m| m.apply(&st))
+    }
+
     /// The same without any system call: `None` when the answer is not
     /// remembered (the caller takes the ordinary path).
     pub(super) fn device_view_nowait(&self, st: Stat) -> Option<Stat> {

@@ -22,8 +22,12 @@ use crate::sys;
 
 /// What the kind-specific step made.
 pub(super) enum Made {
-    /// A new object, with a descriptor of it where one could be opened.
-    New(Option<OwnedFd>),
+    /// A new object, with a descriptor of it where one could be opened,
+    /// and its device mark (only a device's placeholder has one).
+    New {
+        fd: Option<OwnedFd>,
+        mark: Option<DeviceMark>,
+    },
     /// The name already held the object the call asked for (an exclusive
     /// CREATE retransmitted, an UNCHECKED CREATE of an existing file).
     Existing(NewObject),
@@ -45,9 +49,9 @@ impl ExportFs {
     ) -> (Wcc, Result<NewObject, FsError>) {
         self.change_dir(op, dir, cred, Check::AddEntries, |d| {
             let cname = check_new_name(name)?;
-            let fd = match make(d, &cname)? {
+            let (fd, mark) = match make(d, &cname)? {
                 Made::Existing(obj) => return Ok(obj),
-                Made::New(fd) => fd,
+                Made::New { fd, mark } => (fd, mark),
             };
             self.chown_new(d.fd.as_fd(), &cname, &d.st, cred)?;
             adjust(fd.as_ref().map(|f| f.as_fd()), d)?;
@@ -55,7 +59,8 @@ impl ExportFs {
                 Some(fd) => sys::fstat(fd.as_fd())?,
                 None => sys::stat_at(d.fd.as_fd(), &cname)?,
             };
-            let st = self.device_view(d.fd.as_fd(), &cname, st);
+            // Made here, so its mark is known: no need to read it back.
+            let st = self.device_view_known(st, mark);
             self.remember(d.fh.ino, name, &st);
             Ok((self.handle_for(&st), st))
         })
@@ -75,7 +80,10 @@ impl ExportFs {
         let make = |d: &DirToChange, cname: &CString| -> KResult<Made> {
             let flags = OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL;
             match open_at(d.fd.as_fd(), cname, flags, mode) {
-                Ok(fd) => Ok(Made::New(Some(fd))),
+                Ok(fd) => Ok(Made::New {
+                    fd: Some(fd),
+                    mark: None,
+                }),
                 Err(Errno::EEXIST) => self.create_existing(d, name, cname, cred, how),
                 Err(e) => Err(e.into()),
             }
@@ -173,7 +181,10 @@ impl ExportFs {
                 cname.as_c_str(),
                 Mode::from_bits_truncate(mode as _),
             )?;
-            Ok(Made::New(Some(open_dir_at(d.fd.as_fd(), cname)?)))
+            Ok(Made::New {
+                fd: Some(open_dir_at(d.fd.as_fd(), cname)?),
+                mark: None,
+            })
         };
         let adjust = |fd: Option<BorrowedFd<'_>>, _: &DirToChange| -> KResult<()> {
             let Some(fd) = fd else { return Ok(()) };
@@ -207,7 +218,10 @@ impl ExportFs {
             }
             let ctarget = CString::new(target).map_err(|_| Errno::EINVAL)?;
             nix::unistd::symlinkat(ctarget.as_c_str(), Some(d.fd.as_raw_fd()), cname.as_c_str())?;
-            Ok(Made::New(None))
+            Ok(Made::New {
+                fd: None,
+                mark: None,
+            })
         };
         self.make_node(Op::Symlink, dir, name, cred, make, |_, _| Ok(()))
     }
@@ -245,7 +259,10 @@ impl ExportFs {
             tracing::warn!(export = %self.name, error = %e, "cannot mark a device node's placeholder (does the filesystem take extended attributes?)");
             return Err(e.into());
         }
-        Ok(Made::New(Some(fd)))
+        Ok(Made::New {
+            fd: Some(fd),
+            mark: Some(mark),
+        })
     }
 
     /// MKNOD of a FIFO or socket (a real one), or of a device (a marked
@@ -289,7 +306,10 @@ impl ExportFs {
                 Mode::from_bits_truncate(mode as _),
                 0,
             )?;
-            Ok(Made::New(None))
+            Ok(Made::New {
+                fd: None,
+                mark: None,
+            })
         };
         self.make_node(Op::Mknod, dir, name, cred, make, |_, _| Ok(()))
     }
