@@ -49,7 +49,11 @@ async fn mknod(conn: &mut Connection, dir: &nfs_fh3, name: &str, what: mknoddata
         let Nfs3Option::Some(a) = &made.obj_attributes else {
             panic!("MKNOD {name}: no attributes in the reply");
         };
-        assert_eq!((a.type_, a.rdev.specdata1, a.rdev.specdata2), want, "MKNOD {name} reply");
+        assert_eq!(
+            (a.type_, a.rdev.specdata1, a.rdev.specdata2),
+            want,
+            "MKNOD {name} reply"
+        );
     }
     made.obj.unwrap()
 }

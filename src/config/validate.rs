@@ -168,7 +168,7 @@ impl ConfigFile {
             if n == 0 || n > 4096 {
                 problem(
                     "limits.max_inflight_per_connection".into(),
-                    "must be between 1 and 4096".into(),
+                    format!("is {n}; must be between 1 and 4096"),
                 );
             }
             limits.max_inflight_per_conn = n.clamp(1, 4096);
@@ -176,7 +176,7 @@ impl ConfigFile {
         if let Some(us) = self.limits.busy_poll_us {
             match crate::rpc::server::busy_poll_window(us) {
                 Ok(window) => limits.busy_poll = window,
-                Err(why) => problem("limits.busy_poll_us".into(), why),
+                Err(why) => problem("limits.busy_poll_us".into(), format!("is {us}; {why}")),
             }
         }
         let ports = [("nfs_port", self.nfs_port), ("mount_port", self.mount_port)];
@@ -193,7 +193,10 @@ impl ConfigFile {
         let mut io = crate::iopool::PoolConfig::default();
         if let Some(n) = self.io.threads {
             if n == 0 || n > 4096 {
-                problem("io.threads".into(), "must be between 1 and 4096".into());
+                problem(
+                    "io.threads".into(),
+                    format!("is {n}; must be between 1 and 4096"),
+                );
             }
             io.threads = n.clamp(1, 4096);
             io.per_client = io.per_client.min(io.threads);
@@ -337,6 +340,7 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("limits.busy_poll_us"), "{err}");
+        assert!(err.contains("is 5000"), "the rejected value: {err}");
     }
 
     #[test]
