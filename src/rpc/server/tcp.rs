@@ -15,8 +15,8 @@ use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use tokio::io::BufReader;
 use tokio::net::tcp::OwnedWriteHalf;
@@ -83,9 +83,6 @@ struct SinkState {
     queue: VecDeque<Queued>,
     /// A write failed: the connection is gone, replies are dropped.
     broken: bool,
-    /// When the last reply was written whole (for `poll`: how promptly
-    /// the client sends its next call).
-    replied: Option<Instant>,
     closing: bool,
 }
 
@@ -96,7 +93,15 @@ pub(super) struct TcpSink {
     wake: Notify,
     /// When the connection last made progress (for idle eviction).
     active: Arc<AtomicU64>,
+    /// When the last reply was written whole, in µs since `EPOCH` plus
+    /// one (0: never), for `poll`: how promptly the client sends its next
+    /// call. Not under `state`, which a reply holds while it is written:
+    /// the reader asks after every call.
+    replied: AtomicU64,
 }
+
+/// The reference point of `TcpSink::replied`.
+static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 
 impl TcpSink {
     fn lock(&self) -> MutexGuard<'_, SinkState> {
@@ -142,7 +147,7 @@ impl TcpSink {
             match self.write_some(front) {
                 Ok(true) => {
                     st.queue.pop_front();
-                    st.replied = Some(Instant::now());
+                    self.note_replied();
                     self.active.store(now_ms(), Ordering::Relaxed);
                 }
                 Ok(false) => return false,
@@ -180,8 +185,17 @@ impl TcpSink {
         }
     }
 
+    fn note_replied(&self) {
+        let us = EPOCH.elapsed().as_micros().saturating_add(1);
+        self.replied
+            .store(u64::try_from(us).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
     fn replied(&self) -> Option<Instant> {
-        self.lock().replied
+        match self.replied.load(Ordering::Relaxed) {
+            0 => None,
+            us => EPOCH.checked_add(Duration::from_micros(us - 1)),
+        }
     }
 
     fn close(&self) {
@@ -212,7 +226,7 @@ impl Sink for TcpSink {
         if st.queue.is_empty() {
             match self.write_some(&mut q) {
                 Ok(true) => {
-                    st.replied = Some(Instant::now());
+                    self.note_replied();
                     self.active.store(now_ms(), Ordering::Relaxed);
                     return;
                 }
@@ -246,6 +260,7 @@ pub(super) async fn serve(
         state: Mutex::new(SinkState::default()),
         wake: Notify::new(),
         active: active.clone(),
+        replied: AtomicU64::new(0),
     });
     let flusher = tokio::spawn(sink.clone().flush_loop().in_current_span());
     let max_inflight = t.limits.max_inflight_per_conn;
